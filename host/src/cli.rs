@@ -1,0 +1,129 @@
+//! Command line: `ztpd serve`, `ztpd render` (dry run) and `ztpd check`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{HeaderName, HeaderValue, Request};
+use clap::{Parser, Subcommand};
+use tower::ServiceExt;
+
+use crate::config::Config;
+use crate::store::Store;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "ztpd",
+    version,
+    about = "Zero-touch provisioning host for network devices"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve devices. With no --config, runs the built-in demo site.
+    Serve {
+        /// Configuration file (TOML).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Print exactly what a device would receive, without a server.
+    ///
+    /// Example: ztpd render --header 'X-Arista-SystemMAC: 00:1c:73:00:00:01'
+    Render {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Request path, as the device would send it.
+        #[arg(long, default_value = "/dynconfig")]
+        path: String,
+        /// A request header, `Name: value`; repeat for more.
+        #[arg(long = "header", short = 'H')]
+        headers: Vec<String>,
+        /// Address the request seems to come from.
+        #[arg(long, default_value = "127.0.0.1")]
+        source_ip: IpAddr,
+    },
+    /// Validate the configuration: parse it and load every tenant's policy, templates
+    /// and inventory.
+    Check {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(p) => Config::load(p)?,
+        None => Config::demo()?,
+    })
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = load_config(config.as_ref())?;
+            let server = crate::server::Server::bind(&config).await?;
+            tracing::info!(
+                "ztpd serving {} on http://{}",
+                config.origin,
+                server.local_addr()?
+            );
+            server.run(crate::server::shutdown_signal()).await
+        }
+        Command::Render {
+            config,
+            path,
+            headers,
+            source_ip,
+        } => {
+            let config = load_config(config.as_ref())?;
+            // A private in-memory store: a dry run never changes the site's state.
+            let service = crate::server::build(&config, Store::in_memory()?).await?;
+            let mut req = Request::get(&path);
+            for h in &headers {
+                let (name, value) = h
+                    .split_once(':')
+                    .with_context(|| format!("--header {h:?} is not `Name: value`"))?;
+                let name = HeaderName::try_from(name.trim())
+                    .with_context(|| format!("--header {h:?}: bad header name"))?;
+                let value = HeaderValue::try_from(value.trim())
+                    .with_context(|| format!("--header {h:?}: bad header value"))?;
+                req = req.header(name, value);
+            }
+            let mut req = req.body(Body::empty()).context("building the request")?;
+            req.extensions_mut()
+                .insert(ConnectInfo(SocketAddr::new(source_ip, 0)));
+            let resp = crate::http::router(service)
+                .oneshot(req)
+                .await
+                .context("routing the request")?;
+            let status = resp.status();
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .context("reading the reply")?;
+            if !status.is_success() {
+                bail!("{status}: {}", String::from_utf8_lossy(&body).trim_end());
+            }
+            use std::io::Write;
+            std::io::stdout().write_all(&body)?;
+            Ok(())
+        }
+        Command::Check { config } => {
+            let config = load_config(config.as_ref())?;
+            let service = crate::server::build(&config, Store::in_memory()?).await?;
+            for name in service.tenant_names() {
+                if let Some(t) = service.tenant(name) {
+                    let p = t.policy();
+                    println!("tenant {name}: policy {} version {}", p.name(), p.hash());
+                }
+            }
+            println!("{}: OK", config.origin);
+            Ok(())
+        }
+    }
+}

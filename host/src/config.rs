@@ -1,0 +1,316 @@
+//! The configuration file (TOML): raw serde structs that refuse unknown keys, validated
+//! into [`Config`] with every path resolved against the file's own folder.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8080"
+//! data_dir = "ztpd-data"
+//!
+//! [[tenants]]
+//! name = "default"
+//! default = true
+//! policy = "target/wasm32-wasip2/policy/arista_dynamic.wasm"
+//! templates = "templates/arista"
+//! inventory = { file = "inventory/arista/swinfo.json", key = "mac" }
+//! limits = { memory_mib = 32, cpu_ms = 100 }
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::inventory::KeyKind;
+use crate::policy::{EngineConfig, Limits};
+
+/// The demo site's configuration, built into the binary: `ztpd serve` with no `--config`
+/// runs it. Its relative paths point into the source tree ztpd was built from.
+pub const DEMO_CONFIG: &str = include_str!("../../ztpd.toml");
+/// Where the demo configuration's relative paths are resolved.
+pub const DEMO_BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+/// Environment variable that overrides the listen address.
+pub const LISTEN_ENV: &str = "ZTPD_LISTEN";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration {origin}: {detail}")]
+    Parse { origin: String, detail: String },
+    #[error("configuration {origin}: {detail}")]
+    Invalid { origin: String, detail: String },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+    #[serde(default)]
+    engine: RawEngine,
+    #[serde(default)]
+    tenants: Vec<RawTenant>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEngine {
+    max_instances: Option<u32>,
+    max_memory_mib: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    name: String,
+    #[serde(default)]
+    default: bool,
+    policy: PathBuf,
+    templates: PathBuf,
+    inventory: RawInventory,
+    #[serde(default)]
+    limits: RawLimits,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInventory {
+    file: PathBuf,
+    key: KeyKind,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory_mib: Option<u32>,
+    cpu_ms: Option<u64>,
+    wall_ms: Option<u64>,
+    reply_kib: Option<u32>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where it came from, for messages: a path or "built-in demo".
+    pub origin: String,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub engine: EngineConfig,
+    pub tenants: Vec<TenantConfig>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TenantConfig {
+    pub name: String,
+    /// Devices that use the plain paths (`/dynconfig`) belong to this tenant.
+    pub default: bool,
+    pub policy: PathBuf,
+    pub templates: PathBuf,
+    pub inventory: InventoryConfig,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone)]
+pub enum InventoryConfig {
+    File { path: PathBuf, key: KeyKind },
+}
+
+impl Config {
+    /// Read and validate a configuration file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &path.display().to_string(), base)
+    }
+
+    /// The built-in demo site.
+    pub fn demo() -> Result<Self, ConfigError> {
+        Self::parse(
+            DEMO_CONFIG,
+            "built-in demo (ztpd.toml)",
+            Path::new(DEMO_BASE),
+        )
+    }
+
+    /// Validate configuration text; relative paths are resolved against `base`.
+    pub fn parse(text: &str, origin: &str, base: &Path) -> Result<Self, ConfigError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_owned(),
+            detail: e.to_string(),
+        })?;
+        let invalid = |detail: String| ConfigError::Invalid {
+            origin: origin.to_owned(),
+            detail,
+        };
+        let listen_text = std::env::var(LISTEN_ENV)
+            .ok()
+            .or(raw.listen)
+            .unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+        let listen: SocketAddr = listen_text.parse().map_err(|_| {
+            invalid(format!(
+                "listen address {listen_text:?} is not an IP:port such as 127.0.0.1:8080 (set by `listen` or {LISTEN_ENV})"
+            ))
+        })?;
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+        let engine = {
+            let d = EngineConfig::default();
+            EngineConfig {
+                max_instances: raw.engine.max_instances.unwrap_or(d.max_instances),
+                max_memory_bytes: raw
+                    .engine
+                    .max_memory_mib
+                    .map_or(d.max_memory_bytes, |m| (m as usize) << 20),
+            }
+        };
+        if engine.max_instances == 0 {
+            return Err(invalid("engine.max_instances must be at least 1".into()));
+        }
+        if raw.tenants.is_empty() {
+            return Err(invalid(
+                "no tenants: add a [[tenants]] table with name, policy, templates and inventory"
+                    .into(),
+            ));
+        }
+        let mut tenants: Vec<TenantConfig> = Vec::new();
+        for t in raw.tenants {
+            if !valid_name(&t.name) {
+                return Err(invalid(format!(
+                    "tenant name {:?} must be 1-64 characters of a-z, 0-9, '-' or '_' (it appears in URLs: /t/{{tenant}}/...)",
+                    t.name
+                )));
+            }
+            if tenants.iter().any(|o| o.name == t.name) {
+                return Err(invalid(format!("tenant {:?} is defined twice", t.name)));
+            }
+            if t.default && tenants.iter().any(|o| o.default) {
+                return Err(invalid(format!(
+                    "tenant {:?} and another tenant both say default = true; only one may",
+                    t.name
+                )));
+            }
+            let d = Limits::default();
+            let limits = Limits {
+                memory_bytes: t
+                    .limits
+                    .memory_mib
+                    .map_or(d.memory_bytes, |m| (m as usize) << 20),
+                cpu: t.limits.cpu_ms.map_or(d.cpu, Duration::from_millis),
+                wall: t.limits.wall_ms.map_or(d.wall, Duration::from_millis),
+                reply_bytes: t
+                    .limits
+                    .reply_kib
+                    .map_or(d.reply_bytes, |k| (k as usize) << 10),
+            };
+            if limits.memory_bytes > engine.max_memory_bytes {
+                return Err(invalid(format!(
+                    "tenant {:?}: limits.memory_mib = {} is above engine.max_memory_mib = {}",
+                    t.name,
+                    limits.memory_bytes >> 20,
+                    engine.max_memory_bytes >> 20
+                )));
+            }
+            if limits.cpu.is_zero() || limits.wall.is_zero() {
+                return Err(invalid(format!(
+                    "tenant {:?}: limits.cpu_ms and limits.wall_ms must be above 0",
+                    t.name
+                )));
+            }
+            tenants.push(TenantConfig {
+                name: t.name,
+                default: t.default,
+                policy: resolve(&t.policy),
+                templates: resolve(&t.templates),
+                inventory: InventoryConfig::File {
+                    path: resolve(&t.inventory.file),
+                    key: t.inventory.key,
+                },
+                limits,
+            });
+        }
+        Ok(Config {
+            origin: origin.to_owned(),
+            listen,
+            data_dir: resolve(&raw.data_dir.unwrap_or_else(|| PathBuf::from("ztpd-data"))),
+            engine,
+            tenants,
+        })
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: &str = r#"
+[[tenants]]
+name = "lab"
+policy = "p.wasm"
+templates = "t"
+inventory = { file = "i.json", key = "mac" }
+"#;
+
+    #[test]
+    fn paths_resolve_against_the_file() {
+        let c = Config::parse(MIN, "x.toml", Path::new("/etc/ztpd")).unwrap();
+        assert_eq!(c.tenants[0].policy, Path::new("/etc/ztpd/p.wasm"));
+        assert_eq!(c.data_dir, Path::new("/etc/ztpd/ztpd-data"));
+        assert_eq!(c.tenants[0].limits, Limits::default());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let err = Config::parse(&format!("lisen = \"x\"\n{MIN}"), "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("x.toml") && err.contains("lisen"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_say_what_to_do() {
+        let err = Config::parse(
+            &MIN.replace("\"lab\"", "\"Lab A\""),
+            "x.toml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("a-z"), "{err}");
+        let err = Config::parse("", "x.toml", Path::new("."))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("[[tenants]]"), "{err}");
+        let err = Config::parse(
+            &format!("{MIN}limits = {{ memory_mib = 100000 }}\n"),
+            "x.toml",
+            Path::new("."),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("max_memory_mib"), "{err}");
+    }
+
+    #[test]
+    fn the_demo_parses() {
+        let c = Config::demo().unwrap();
+        assert!(c.tenants.iter().any(|t| t.default));
+    }
+}

@@ -1,0 +1,45 @@
+//! # ztpd: zero-touch provisioning for network devices
+//!
+//! A switch or router boots with no configuration; DHCP points it at ztpd. ztpd works out
+//! who the device is, asks the tenant's *policy* — a sandboxed WebAssembly component —
+//! what to do, and answers with a rendered configuration or script.
+//!
+//! ## Layout
+//!
+//! Data flows one way: request → identity → policy → decision → reply.
+//!
+//! - [`config`]: the TOML file, raw serde structs validated into [`config::Config`].
+//! - [`http`]: device-facing routes, one adapter per ZTP dialect (Arista EOS headers);
+//!   an adapter turns a request into a [`request::DeviceRequest`] and an outcome into a
+//!   reply. Knows nothing of wasmtime.
+//! - [`identity`]: MAC addresses and device identity, normalised at the edge.
+//! - [`service`]: tenants + engine; the one path every request takes
+//!   ([`service::Service::decide`]).
+//! - [`tenant`]: a tenant's policy, templates, inventory and limits, swappable at run time.
+//! - [`policy`]: the wasmtime engine — pooling allocator, a fresh instance per call, CPU,
+//!   wall-time, memory and stack limits, and the host imports. Knows nothing of axum.
+//! - [`decision`]: what a policy decided, in host types (plans are serialisable for jobs).
+//! - [`templates`]: Jinja2 via minijinja with the seeds' whitespace settings.
+//! - [`inventory`]: inventory back ends (JSON/YAML file).
+//! - [`store`]: the SQLite database (policy key-value state).
+//! - [`server`], [`cli`]: process lifecycle and the command line.
+//!
+//! ## Errors
+//!
+//! Each layer has its own `thiserror` enum whose messages name the thing a user can fix
+//! (header, template and line, policy and tenant, config key). The binary prints the
+//! chain with anyhow; HTTP routes turn errors into one-line plain-text replies.
+
+pub mod cli;
+pub mod config;
+pub mod decision;
+pub mod http;
+pub mod identity;
+pub mod inventory;
+pub mod policy;
+pub mod request;
+pub mod server;
+pub mod service;
+pub mod store;
+pub mod templates;
+pub mod tenant;

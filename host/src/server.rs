@@ -1,0 +1,91 @@
+//! Running ztpd: build the service from a configuration, bind, serve until ctrl-c or
+//! SIGTERM, then drain in-flight requests for a bounded time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Config;
+use crate::policy::PolicyEngine;
+use crate::service::Service;
+use crate::store::Store;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Build the engine, store and every tenant of `config`.
+pub async fn build(config: &Config, store: Store) -> anyhow::Result<Arc<Service>> {
+    let engine = Arc::new(PolicyEngine::new(&config.engine)?);
+    let service = Service::build(config, engine, store).await?;
+    Ok(Arc::new(service))
+}
+
+/// A bound, ready server: tests start one on port 0 and read [`Server::local_addr`].
+pub struct Server {
+    listener: TcpListener,
+    service: Arc<Service>,
+}
+
+impl Server {
+    pub async fn bind(config: &Config) -> anyhow::Result<Self> {
+        let store = Store::open(&config.data_dir)
+            .with_context(|| format!("opening the data directory of {}", config.origin))?;
+        let service = build(config, store).await?;
+        Self::bind_service(config.listen, service).await
+    }
+
+    pub async fn bind_service(listen: SocketAddr, service: Arc<Service>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}; set `listen` or ZTPD_LISTEN"))?;
+        Ok(Server { listener, service })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serve until `shutdown` resolves, then drain for at most [`DRAIN`].
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let app =
+            crate::http::router(self.service).into_make_service_with_connect_info::<SocketAddr>();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = tx.send(());
+        });
+        tokio::select! {
+            r = serve => r.context("HTTP server failed"),
+            _ = async { let _ = rx.await; tokio::time::sleep(DRAIN).await } => {
+                tracing::warn!("requests still running {DRAIN:?} after shutdown; exiting anyway");
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,153 @@
+//! The provisioning service: tenants, the policy engine and the store, and the one path
+//! every device request takes — request → policy → decision → outcome. Vendor adapters
+//! (HTTP routes) call [`Service::decide`] and turn the [`Outcome`] back into a reply;
+//! the dry run (`ztpd render`) goes through the same routes without a socket.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::decision::{Decision, Plan};
+use crate::policy::{PolicyEngine, PolicyError};
+use crate::request::DeviceRequest;
+use crate::store::Store;
+use crate::templates::TemplateError;
+use crate::tenant::{Tenant, TenantError};
+
+/// What to answer a device with.
+#[derive(Debug)]
+pub enum Outcome {
+    Reply { content_type: String, body: Vec<u8> },
+    UnknownDevice(String),
+    Rejected(String),
+    Plan(Plan),
+}
+
+/// An outcome and the policy version (content hash) that decided it.
+#[derive(Debug)]
+pub struct Answer {
+    pub outcome: Outcome,
+    pub policy_hash: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("tenant {tenant}: {source}")]
+    Template {
+        tenant: String,
+        source: TemplateError,
+    },
+    #[error("tenant {tenant}: rendered config is {size} bytes, over the limit of {limit} bytes")]
+    TooLarge {
+        tenant: String,
+        size: usize,
+        limit: usize,
+    },
+}
+
+pub struct Service {
+    engine: Arc<PolicyEngine>,
+    tenants: HashMap<String, Arc<Tenant>>,
+    default_tenant: Option<Arc<Tenant>>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("tenants", &self.tenants)
+            .finish()
+    }
+}
+
+impl Service {
+    /// Build every tenant of `config` on `engine`, with state in `store`.
+    pub async fn build(
+        config: &Config,
+        engine: Arc<PolicyEngine>,
+        store: Store,
+    ) -> Result<Self, TenantError> {
+        let mut tenants = HashMap::new();
+        let mut default_tenant = None;
+        for t in &config.tenants {
+            let tenant = Arc::new(Tenant::load(t, engine.clone(), store.clone()).await?);
+            tracing::info!(
+                tenant = %tenant.name,
+                policy = %tenant.policy().name(),
+                version = %&tenant.policy().hash()[..12],
+                "tenant loaded"
+            );
+            if tenant.is_default {
+                default_tenant = Some(tenant.clone());
+            }
+            tenants.insert(t.name.clone(), tenant);
+        }
+        Ok(Service {
+            engine,
+            tenants,
+            default_tenant,
+        })
+    }
+
+    pub fn tenant(&self, name: &str) -> Option<&Arc<Tenant>> {
+        self.tenants.get(name)
+    }
+
+    pub fn default_tenant(&self) -> Option<&Arc<Tenant>> {
+        self.default_tenant.as_ref()
+    }
+
+    pub fn tenant_names(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.tenants.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        names
+    }
+
+    /// Run the tenant's policy on `request` and carry out a render decision.
+    pub async fn decide(
+        &self,
+        tenant: &Tenant,
+        request: &DeviceRequest,
+    ) -> Result<Answer, DecideError> {
+        let policy = tenant.policy();
+        let caps = tenant.capabilities();
+        let decision = self
+            .engine
+            .call(&policy, caps.clone(), &tenant.limits, request)
+            .await?;
+        let outcome = match decision {
+            Decision::Reply(c) => Outcome::Reply {
+                content_type: c.content_type,
+                body: c.body,
+            },
+            Decision::Render(r) => {
+                let text = caps
+                    .templates
+                    .render_json(&r.template, &r.vars)
+                    .map_err(|source| DecideError::Template {
+                        tenant: tenant.name.clone(),
+                        source,
+                    })?;
+                if text.len() > tenant.limits.reply_bytes {
+                    return Err(DecideError::TooLarge {
+                        tenant: tenant.name.clone(),
+                        size: text.len(),
+                        limit: tenant.limits.reply_bytes,
+                    });
+                }
+                Outcome::Reply {
+                    content_type: r.content_type,
+                    body: text.into_bytes(),
+                }
+            }
+            Decision::Plan(plan) => Outcome::Plan(plan),
+            Decision::UnknownDevice(reason) => Outcome::UnknownDevice(reason),
+            Decision::Reject(reason) => Outcome::Rejected(reason),
+        };
+        Ok(Answer {
+            outcome,
+            policy_hash: policy.hash().to_owned(),
+        })
+    }
+}

@@ -1,0 +1,282 @@
+//! Jinja2 templates, rendered with minijinja using the settings the seeds' Python servers
+//! use (`trim_blocks`, `lstrip_blocks`, `keep_trailing_newline`), so ztpd's output is
+//! byte-identical to theirs.
+//!
+//! A variable a template needs but the device's variables lack is an error that names the
+//! template, the line and the expression, never an empty string in a device's config.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, ErrorKind, UndefinedBehavior, syntax::SyntaxConfig};
+
+/// Why a template could not be loaded or rendered. Messages name the template and line.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    #[error("cannot read templates from {dir}: {source}")]
+    ReadDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot read template {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("template {name} has a syntax error{line}: {detail}", line = at_line(*line))]
+    Syntax {
+        name: String,
+        line: Option<usize>,
+        detail: String,
+    },
+    #[error("no template named {name:?}; this tenant has: {available}")]
+    NotFound { name: String, available: String },
+    #[error(
+        "template {name} line {line}: `{expr}` is undefined; add it to the device's variables or guard it with `{{% if ... is defined %}}`"
+    )]
+    Undefined {
+        name: String,
+        line: usize,
+        expr: String,
+    },
+    #[error("template {name}{line}: {detail}", line = at_line(*line))]
+    Render {
+        name: String,
+        line: Option<usize>,
+        detail: String,
+    },
+    #[error("variables for template {name} are not a JSON object: {detail}")]
+    Vars { name: String, detail: String },
+}
+
+fn at_line(line: Option<usize>) -> String {
+    line.map(|l| format!(" at line {l}")).unwrap_or_default()
+}
+
+/// One tenant's set of templates, compiled once.
+pub struct Templates {
+    env: Environment<'static>,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for Templates {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Templates")
+            .field("names", &self.names)
+            .finish()
+    }
+}
+
+fn environment() -> Environment<'static> {
+    let mut env = Environment::new();
+    let syntax = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .keep_trailing_newline(true)
+        .build()
+        .unwrap_or_default();
+    env.set_syntax(syntax);
+    // SemiStrict: `{% if optional %}` works, printing or looping over a missing
+    // variable is an error.
+    env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+    // Device configs are plain text: never HTML-escape.
+    env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
+    env
+}
+
+impl Templates {
+    /// Every regular file in `dir` becomes a template named by its file name.
+    pub fn load_dir(dir: &Path) -> Result<Self, TemplateError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::ReadDir {
+            dir: dir.to_owned(),
+            source,
+        })?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| TemplateError::ReadDir {
+                dir: dir.to_owned(),
+                source,
+            })?;
+            let path = entry.path();
+            if !path.is_file() {
+                continue;
+            }
+            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            files.push((name.to_owned(), source));
+        }
+        Self::from_sources(files)
+    }
+
+    /// Build from (name, source) pairs.
+    pub fn from_sources(
+        sources: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, TemplateError> {
+        let mut env = environment();
+        let mut names = Vec::new();
+        for (name, source) in sources {
+            env.add_template_owned(name.clone(), source)
+                .map_err(|e| TemplateError::Syntax {
+                    name: name.clone(),
+                    line: e.line(),
+                    detail: e.detail().unwrap_or("invalid syntax").to_owned(),
+                })?;
+            names.push(name);
+        }
+        names.sort();
+        Ok(Templates { env, names })
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Render `name` with `vars`, a JSON object as text (as it crosses the policy boundary).
+    pub fn render_json(&self, name: &str, vars: &str) -> Result<String, TemplateError> {
+        let value: serde_json::Value =
+            serde_json::from_str(vars).map_err(|e| TemplateError::Vars {
+                name: name.to_owned(),
+                detail: e.to_string(),
+            })?;
+        self.render(name, &value)
+    }
+
+    pub fn render(&self, name: &str, vars: &serde_json::Value) -> Result<String, TemplateError> {
+        if !vars.is_object() {
+            return Err(TemplateError::Vars {
+                name: name.to_owned(),
+                detail: format!("got {}", json_kind(vars)),
+            });
+        }
+        let template = self
+            .env
+            .get_template(name)
+            .map_err(|_| TemplateError::NotFound {
+                name: name.to_owned(),
+                available: if self.names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    self.names.join(", ")
+                },
+            })?;
+        template
+            .render(minijinja::Value::from(minijinja::value::Serde(vars)))
+            .map_err(|e| describe(name, template.source(), &e))
+    }
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
+    }
+}
+
+fn describe(name: &str, source: &str, e: &minijinja::Error) -> TemplateError {
+    let line = e.line();
+    if e.kind() == ErrorKind::UndefinedError {
+        // The error's span covers the expression that produced the undefined value
+        // (`mgmt_ip`, `intf.vlan`); quote it so the user sees which variable is missing.
+        let expr = e
+            .range()
+            .and_then(|r| source.get(r))
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|| "a variable".to_owned());
+        return TemplateError::Undefined {
+            name: name.to_owned(),
+            line: line.unwrap_or(0),
+            expr,
+        };
+    }
+    TemplateError::Render {
+        name: name.to_owned(),
+        line,
+        detail: e
+            .detail()
+            .map(str::to_owned)
+            .unwrap_or_else(|| e.kind().to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn one(source: &str) -> Templates {
+        Templates::from_sources([("t.j2".to_owned(), source.to_owned())]).unwrap()
+    }
+
+    #[test]
+    fn jinja2_whitespace_settings() {
+        let t =
+            one("a\n{% for x in xs %}\n  {% if x %}\n{{ x }}\n  {% endif %}\n{% endfor %}\nend\n");
+        assert_eq!(
+            t.render("t.j2", &json!({"xs": [1, 2]})).unwrap(),
+            "a\n1\n2\nend\n"
+        );
+    }
+
+    #[test]
+    fn missing_variable_names_template_line_and_expression() {
+        let t = one("hostname {{ hostname }}\nip address {{ mgmt_ip }}\n");
+        let err = t.render("t.j2", &json!({"hostname": "leaf1"})).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("t.j2"), "{msg}");
+        assert!(msg.contains("line 2"), "{msg}");
+        assert!(msg.contains("mgmt_ip"), "{msg}");
+    }
+
+    #[test]
+    fn missing_attribute_names_the_expression() {
+        let t =
+            one("{% for i in intfs %}\ninterface {{ i.name }}\n vlan {{ i.vlan }}\n{% endfor %}\n");
+        let err = t
+            .render("t.j2", &json!({"intfs": [{"name": "Ethernet1"}]}))
+            .unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("line 3") && msg.contains("i.vlan"), "{msg}");
+    }
+
+    #[test]
+    fn optional_variables_can_be_tested() {
+        let t = one("{% if banner %}banner {{ banner }}\n{% endif %}end\n");
+        assert_eq!(t.render("t.j2", &json!({})).unwrap(), "end\n");
+    }
+
+    #[test]
+    fn unknown_template_lists_the_available_ones() {
+        let t = one("x");
+        let msg = t.render("nope.j2", &json!({})).unwrap_err().to_string();
+        assert!(msg.contains("nope.j2") && msg.contains("t.j2"), "{msg}");
+    }
+
+    #[test]
+    fn syntax_error_names_template_and_line() {
+        let err =
+            Templates::from_sources([("bad.j2".to_owned(), "ok\n{% for x in %}\n".to_owned())])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("bad.j2") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn no_html_escaping() {
+        let t = one("{{ s }}");
+        assert_eq!(
+            t.render("t.j2", &json!({"s": "a<b & \"c\""})).unwrap(),
+            "a<b & \"c\""
+        );
+    }
+}

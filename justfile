@@ -1,0 +1,42 @@
+# ztpd tasks. `just run` starts the demo site; `just test` runs everything CI runs.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+venv := justfile_directory() / ".venv"
+policy_dir := justfile_directory() / "target/wasm32-wasip2/policy"
+
+# Start the demo site (1000 Arista switches) on 127.0.0.1:8080 (ZTPD_LISTEN overrides).
+run: policies
+    cargo run --release -p ztpd -- serve
+
+# Build every policy in policies/ to a WebAssembly component in target/wasm32-wasip2/policy/.
+policies: wasm-target
+    cargo build --target wasm32-wasip2 --profile policy \
+        $(for d in policies/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
+    @ls -1 {{policy_dir}}/*.wasm
+
+# Install the wasm32-wasip2 target if this toolchain lacks it.
+wasm-target:
+    @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
+
+# Python tools the tests use (Jinja2 for fixtures), in a project-local venv.
+venv:
+    @test -x {{venv}}/bin/python || python3 -m venv {{venv}}
+    @{{venv}}/bin/python -c 'import jinja2' 2>/dev/null || {{venv}}/bin/pip install --quiet jinja2 pyyaml
+
+# Format check, lints, unit and end-to-end tests.
+test: policies venv
+    cargo fmt --all -- --check
+    cargo clippy --workspace --all-targets -- -D warnings
+    cargo build -p ztpd
+    ZTPD_POLICY_DIR={{policy_dir}} ZTPD_VENV={{venv}} cargo test --workspace
+
+# Print what one device would receive (dry run), e.g. just render 00:1c:73:00:00:01
+render mac: policies
+    cargo run -q -p ztpd -- render --header "X-Arista-SystemMAC: {{mac}}"
+
+# Benchmarks: ztpd vs the baseline Python servers, and the in-process policy call.
+bench: policies venv
+    cargo build --release -p ztpd
+    cargo bench -p ztpd --bench policy_call
+    {{venv}}/bin/python bench/run.py

@@ -1,0 +1,80 @@
+//! A policy that misbehaves on request, for ztpd's sandbox tests. With no `attack` query
+//! parameter it behaves like `arista-dynamic`, so good and hostile requests can run
+//! against the same loaded policy at the same time.
+//!
+//! `?attack=` `loop` | `memory` | `recursion` | `panic` | `big-reply` | `read-file` |
+//! `env` | `socket`
+
+use ztpd_guest::{Decision, Error, Policy, Request, export_policy, inventory};
+
+struct Hostile;
+
+impl Policy for Hostile {
+    fn handle(req: Request) -> Result<Decision, Error> {
+        match req.query("attack") {
+            None => well_behaved(&req),
+            Some("loop") => endless_loop(),
+            Some("memory") => grow_memory(),
+            Some("recursion") => Ok(Decision::config(recurse(0).to_string())),
+            Some("panic") => panic!("hostile policy panicked on purpose"),
+            Some("big-reply") => Ok(Decision::config("x".repeat(100 * 1024 * 1024))),
+            Some("read-file") => {
+                let text = std::fs::read_to_string("/etc/passwd")
+                    .map_err(|e| Error::msg(format!("cannot read /etc/passwd: {e}")))?;
+                Ok(Decision::config(text))
+            }
+            Some("env") => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                if vars.is_empty() {
+                    Err(Error::msg("the environment is empty"))
+                } else {
+                    Ok(Decision::config(vars.join("\n")))
+                }
+            }
+            Some("socket") => {
+                let stream = std::net::TcpStream::connect("127.0.0.1:22")
+                    .map_err(|e| Error::msg(format!("cannot open a socket: {e}")))?;
+                Ok(Decision::config(format!(
+                    "connected to {:?}",
+                    stream.peer_addr()
+                )))
+            }
+            Some(other) => Err(Error::msg(format!("unknown attack {other:?}"))),
+        }
+    }
+}
+
+fn well_behaved(req: &Request) -> Result<Decision, Error> {
+    let Some(mac) = req.mac() else {
+        return Ok(Decision::reject("no system MAC"));
+    };
+    match inventory::by_mac(mac)? {
+        Some(switch) => Ok(Decision::render_config("config.j2", switch)),
+        None => Ok(Decision::unknown_device(format!(
+            "no switch with MAC {mac}"
+        ))),
+    }
+}
+
+fn endless_loop() -> Result<Decision, Error> {
+    let mut n: u64 = 0;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
+    }
+}
+
+fn grow_memory() -> Result<Decision, Error> {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        hoard.push(vec![1u8; 1024 * 1024]);
+        std::hint::black_box(&hoard);
+    }
+}
+
+#[allow(unconditional_recursion)] // unbounded on purpose: the sandbox must stop it
+fn recurse(depth: u64) -> u64 {
+    let frame = std::hint::black_box([depth; 64]);
+    recurse(depth + 1).wrapping_add(frame[7])
+}
+
+export_policy!(Hostile);
