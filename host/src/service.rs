@@ -14,10 +14,26 @@ use crate::store::Store;
 use crate::templates::TemplateError;
 use crate::tenant::{Tenant, TenantError};
 
+/// A reply body: the policy's own bytes, or a (possibly memoised) rendered config.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Owned(Vec<u8>),
+    Shared(Arc<str>),
+}
+
+impl Body {
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Body::Owned(b) => b,
+            Body::Shared(s) => s.as_bytes(),
+        }
+    }
+}
+
 /// What to answer a device with.
 #[derive(Debug)]
 pub enum Outcome {
-    Reply { content_type: String, body: Vec<u8> },
+    Reply { content_type: String, body: Body },
     UnknownDevice(String),
     Rejected(String),
     Plan(Plan),
@@ -119,7 +135,7 @@ impl Service {
         let outcome = match decision {
             Decision::Reply(c) => Outcome::Reply {
                 content_type: c.content_type,
-                body: c.body,
+                body: Body::Owned(c.body),
             },
             Decision::Render(r) => {
                 let text = caps
@@ -138,7 +154,7 @@ impl Service {
                 }
                 Outcome::Reply {
                     content_type: r.content_type,
-                    body: text.into_bytes(),
+                    body: Body::Shared(text),
                 }
             }
             Decision::Plan(plan) => Outcome::Plan(plan),

@@ -4,8 +4,15 @@
 //!
 //! A variable a template needs but the device's variables lack is an error that names the
 //! template, the line and the expression, never an empty string in a device's config.
+//!
+//! Rendering is a pure function of (template set, template name, variables): ztpd registers
+//! no clock, random or I/O functions in the environment. So rendered text is memoised per
+//! template set, keyed by a 128-bit hash of the variables' JSON and bounded in bytes. A
+//! device that asks again (EOS retries, reboots) costs a hash and a lookup; a new template
+//! set (hot swap) starts with an empty cache.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use minijinja::{Environment, ErrorKind, UndefinedBehavior, syntax::SyntaxConfig};
 
@@ -52,10 +59,26 @@ fn at_line(line: Option<usize>) -> String {
     line.map(|l| format!(" at line {l}")).unwrap_or_default()
 }
 
+/// Bytes of rendered text a template set keeps memoised.
+const RENDER_CACHE_BYTES: u64 = 32 << 20;
+
+type RenderKey = (String, u128);
+
+/// Weighs a cached render by its size, so the bound is in bytes, not entries.
+#[derive(Clone)]
+struct BySize;
+
+impl quick_cache::Weighter<RenderKey, Arc<str>> for BySize {
+    fn weight(&self, key: &RenderKey, text: &Arc<str>) -> u64 {
+        (key.0.len() + text.len() + 64) as u64
+    }
+}
+
 /// One tenant's set of templates, compiled once.
 pub struct Templates {
     env: Environment<'static>,
     names: Vec<String>,
+    rendered: quick_cache::sync::Cache<RenderKey, Arc<str>, BySize>,
 }
 
 impl std::fmt::Debug for Templates {
@@ -131,21 +154,35 @@ impl Templates {
             names.push(name);
         }
         names.sort();
-        Ok(Templates { env, names })
+        Ok(Templates {
+            env,
+            names,
+            rendered: quick_cache::sync::Cache::with_weighter(4096, RENDER_CACHE_BYTES, BySize),
+        })
     }
 
     pub fn names(&self) -> &[String] {
         &self.names
     }
 
-    /// Render `name` with `vars`, a JSON object as text (as it crosses the policy boundary).
-    pub fn render_json(&self, name: &str, vars: &str) -> Result<String, TemplateError> {
+    /// Render `name` with `vars`, a JSON object as text (as it crosses the policy
+    /// boundary). Memoised: see the module docs.
+    pub fn render_json(&self, name: &str, vars: &str) -> Result<Arc<str>, TemplateError> {
+        let key = (
+            name.to_owned(),
+            xxhash_rust::xxh3::xxh3_128(vars.as_bytes()),
+        );
+        if let Some(text) = self.rendered.get(&key) {
+            return Ok(text);
+        }
         let value: serde_json::Value =
             serde_json::from_str(vars).map_err(|e| TemplateError::Vars {
                 name: name.to_owned(),
                 detail: e.to_string(),
             })?;
-        self.render(name, &value)
+        let text: Arc<str> = self.render(name, &value)?.into();
+        self.rendered.insert(key, text.clone());
+        Ok(text)
     }
 
     pub fn render(&self, name: &str, vars: &serde_json::Value) -> Result<String, TemplateError> {
@@ -269,6 +306,20 @@ mod tests {
                 .unwrap_err()
                 .to_string();
         assert!(err.contains("bad.j2") && err.contains("line 2"), "{err}");
+    }
+
+    #[test]
+    fn memoised_renders_equal_fresh_ones_and_errors_are_not_cached() {
+        let t = one("hostname {{ hostname }}\n");
+        let a = t.render_json("t.j2", r#"{"hostname":"leaf1"}"#).unwrap();
+        let b = t.render_json("t.j2", r#"{"hostname":"leaf1"}"#).unwrap();
+        let c = t.render_json("t.j2", r#"{"hostname":"leaf2"}"#).unwrap();
+        assert_eq!(
+            (&*a, &*b, &*c),
+            ("hostname leaf1\n", "hostname leaf1\n", "hostname leaf2\n")
+        );
+        assert!(t.render_json("t.j2", "{}").is_err());
+        assert!(t.render_json("t.j2", "{}").is_err());
     }
 
     #[test]

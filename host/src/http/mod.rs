@@ -19,7 +19,7 @@ use axum::routing::get;
 pub use error::AppError;
 
 use crate::request::{DeviceRequest, Dialect, Stage};
-use crate::service::{Outcome, Service};
+use crate::service::{Body, Outcome, Service};
 use crate::tenant::Tenant;
 
 /// Response header carrying the policy version (content hash) that decided the reply.
@@ -106,6 +106,10 @@ async fn answer(
         Outcome::Reply { content_type, body } => {
             let ct = HeaderValue::from_str(&content_type)
                 .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+            let body = match body {
+                Body::Owned(b) => axum::body::Body::from(b),
+                Body::Shared(s) => axum::body::Body::from(bytes::Bytes::from_owner(ArcStr(s))),
+            };
             (StatusCode::OK, [(header::CONTENT_TYPE, ct)], body).into_response()
         }
         Outcome::UnknownDevice(reason) => AppError::NotFound(one_line(&reason)).into_response(),
@@ -120,6 +124,15 @@ async fn answer(
         resp.headers_mut().insert(POLICY_VERSION_HEADER, v);
     }
     Ok(resp)
+}
+
+/// Lets a memoised render be sent without copying it.
+struct ArcStr(Arc<str>);
+
+impl AsRef<[u8]> for ArcStr {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
 }
 
 /// Reasons go on one line: a policy cannot smuggle extra lines into a reply.

@@ -100,24 +100,37 @@ impl HostState {
         }
     }
 
-    /// A trap's message, with the last line the guest wrote to stderr (a Rust panic
-    /// message lands there just before the abort).
+    /// A trap's message, with what the guest last wrote to stderr: a Rust panic prints
+    /// `thread '..' panicked at file:line:col:` and then its message just before the abort.
     pub(super) fn describe_trap(&self, trap: &wasmtime::Error) -> String {
-        let stderr = self.stderr.contents();
-        let last = String::from_utf8_lossy(&stderr)
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .map(|l| l.trim().to_owned());
         let what = match trap.downcast_ref::<wasmtime::Trap>() {
             Some(wasmtime::Trap::UnreachableCodeReached) => "it panicked or aborted".to_owned(),
+            // A guest's shadow stack sits at the bottom of linear memory; overflowing it
+            // wraps the stack pointer to an address far out of bounds.
+            Some(wasmtime::Trap::MemoryOutOfBounds) => {
+                "it accessed memory out of bounds (usually a stack overflow from unbounded recursion)".to_owned()
+            }
             Some(t) => t.to_string(),
             None => format!("{trap:#}"),
         };
-        match last {
-            Some(line) => format!("{what}: {line}"),
+        match panic_message(&String::from_utf8_lossy(&self.stderr.contents())) {
+            Some(message) => format!("{what}: {message}"),
             None => what,
         }
+    }
+}
+
+/// The panic message (or else the last meaningful line) in a guest's stderr.
+fn panic_message(stderr: &str) -> Option<String> {
+    let lines: Vec<&str> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with("note: run with `RUST_BACKTRACE"))
+        .collect();
+    match lines.iter().rposition(|l| l.contains(" panicked at ")) {
+        Some(at) if at + 1 < lines.len() => Some(lines[at + 1..].join(" ")),
+        Some(at) => Some(lines[at].to_owned()),
+        None => lines.last().map(|l| (*l).to_owned()),
     }
 }
 
@@ -225,6 +238,7 @@ impl host::Host for HostState {
         self.caps
             .templates
             .render_json(&template, &vars)
+            .map(|text| text.to_string())
             .map_err(|e| e.to_string())
     }
 

@@ -199,8 +199,11 @@ impl PolicyEngine {
             .max_memory_size(config.max_memory_bytes)
             // Keep a little of each memory slot resident: reusing a slot then costs no
             // page faults for the guest's stack and small heap.
-            .linear_memory_keep_resident(256 << 10)
-            .table_keep_resident(16 << 10);
+            .linear_memory_keep_resident(128 << 10)
+            .table_keep_resident(16 << 10)
+            // Host imports run on the fiber stack; keeping its top resident saves the
+            // page faults of a freshly decommitted stack on every call.
+            .async_stack_keep_resident(64 << 10);
         let mut wasm = Config::new();
         wasm.epoch_interruption(true)
             .max_wasm_stack(512 << 10)

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+"""ztpd benchmarks, from one run on this machine (`just bench`).
+
+1. In-process: the cost of one policy call (new store + instantiate + call + drop), p50/p99
+   (cargo bench -p ztpd --bench policy_call).
+2. HTTP, with wrk exactly as ../shared/baseline/bench.py runs it (-t2 -c32, 10 s, the
+   rotate.lua script over the same 100 MACs): ztpd's /dynconfig, ztpd's static /ping in the
+   same binary, and the baseline's Flask app under gunicorn (2 sync workers).
+3. ztpd's idle RSS after start-up.
+
+The baseline is copied to a scratch folder first (../shared is read-only). Servers listen
+on loopback only. Results go to target/bench/<stamp>.json; ratios are what to compare,
+since the machine is shared and absolute numbers drift.
+"""
+import datetime as dt
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BASELINE = os.path.join(ROOT, "..", "shared", "baseline")
+VENV = os.environ.get("ZTPD_VENV", os.path.join(ROOT, ".venv"))
+ZTPD = os.path.join(ROOT, "target", "release", "ztpd")
+DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
+WARMUP = 2
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+def ensure_python_deps():
+    py = os.path.join(VENV, "bin", "python")
+    need = [m for m in ("flask", "gunicorn", "jinja2")
+            if subprocess.call([py, "-c", f"import {m}"], stderr=subprocess.DEVNULL) != 0]
+    if need:
+        subprocess.check_call([py, "-m", "pip", "install", "--quiet", *need])
+
+
+def wait_ready(port, timeout=60):
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as r:
+                if r.status == 200:
+                    return time.time() - t0
+        except Exception:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on 127.0.0.1:{port} not ready after {timeout}s")
+
+
+def rss_kib(pid):
+    """Summed RSS of a process and its children (gunicorn has a master and workers)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            with open(f"/proc/{p}/status") as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+            with open(f"/proc/{p}/task/{p}/children") as f:
+                todo.extend(int(c) for c in f.read().split())
+        except OSError:
+            pass
+    return total
+
+
+class Server:
+    def __init__(self, name, argv, port, cwd, env=None):
+        self.name, self.port = name, port
+        self.log = open(os.path.join(tempfile.gettempdir(), f"ztpd-bench-{name}.log"), "w")
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, env={**os.environ, **(env or {})})
+        self.ready_s = wait_ready(port)
+        time.sleep(0.5)
+        self.idle_rss_mib = rss_kib(self.proc.pid) / 1024
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=15)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+        self.log.close()
+
+
+def wrk(port, path, header=None, keyfile=None, duration=DURATION, scratch=None):
+    cmd = ["wrk", "-t2", "-c32", f"-d{duration}s", "--timeout", "10s",
+           "-s", os.path.join(scratch, "wrk", "rotate.lua"),
+           f"http://127.0.0.1:{port}{path}", "--", "GET"]
+    if header:
+        cmd += [header, os.path.join(scratch, keyfile)]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
+    line = next((l for l in out.splitlines() if l.startswith("WRKJSON ")), None)
+    if line is None:
+        raise RuntimeError(f"wrk printed no result:\n{out}")
+    r = json.loads(line[len("WRKJSON "):])
+    r["errors"] = sum(r[k] for k in ("err_connect", "err_read", "err_write", "err_status", "err_timeout"))
+    return r
+
+
+def measure(server, path, scratch, header=None, keyfile=None):
+    wrk(server.port, path, header, keyfile, duration=WARMUP, scratch=scratch)
+    peak = 0
+    r = wrk(server.port, path, header, keyfile, scratch=scratch)
+    peak = max(peak, rss_kib(server.proc.pid) / 1024)
+    r["rss_after_mib"] = peak
+    log(f"  {server.name:22s} {path:11s} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
+        f"p99 {r['p99_ms']:6.2f} ms  errors {r['errors']}")
+    return r
+
+
+def policy_call_bench():
+    out = subprocess.run(["cargo", "bench", "-q", "-p", "ztpd", "--bench", "policy_call"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("BENCHJSON "))
+    return json.loads(line[len("BENCHJSON "):])
+
+
+def main():
+    if not os.path.exists(ZTPD):
+        sys.exit(f"{ZTPD} is missing: run `cargo build --release -p ztpd` (just bench does)")
+    ensure_python_deps()
+    results = {"when": dt.datetime.now().isoformat(timespec="seconds"),
+               "wrk": f"-t2 -c32 -d{DURATION}s", "nproc": os.cpu_count()}
+
+    log("policy call, in process:")
+    pc = policy_call_bench()
+    results["policy_call"] = pc
+    log(f"  p50 {pc['policy_call_p50_us']:.1f} µs  p99 {pc['policy_call_p99_us']:.1f} µs "
+        f"(with template render: p50 {pc['decide_p50_us']:.1f} µs)")
+
+    scratch = tempfile.mkdtemp(prefix="ztpd-bench-baseline-")
+    try:
+        for part in ("arista", "keys", "wrk"):
+            shutil.copytree(os.path.join(BASELINE, part), os.path.join(scratch, part))
+        data_dir = tempfile.mkdtemp(prefix="ztpd-bench-data-")
+        log(f"HTTP, wrk -t2 -c32 -d{DURATION}s over 100 MACs:")
+        ztpd = Server("ztpd", [ZTPD, "serve"], 18080, ROOT,
+                      env={"ZTPD_LISTEN": "127.0.0.1:18080", "RUST_LOG": "warn"})
+        results["ztpd_idle_rss_mib"] = ztpd.idle_rss_mib
+        try:
+            results["ztpd_dynconfig"] = measure(ztpd, "/dynconfig", scratch,
+                                                "X-Arista-SystemMAC", "keys/macs100.txt")
+            results["ztpd_ping"] = measure(ztpd, "/ping", scratch)
+        finally:
+            ztpd.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+        gunicorn = Server("gunicorn-flask-2w",
+                          [os.path.join(VENV, "bin", "gunicorn"), "-w", "2", "-k", "sync",
+                           "-b", "127.0.0.1:18002", "app:app"], 18002,
+                          os.path.join(scratch, "arista"))
+        try:
+            results["gunicorn_dynconfig"] = measure(gunicorn, "/dynconfig", scratch,
+                                                    "X-Arista-SystemMAC", "keys/macs100.txt")
+        finally:
+            gunicorn.stop()
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    z, s, g = (results[k]["rps"] for k in ("ztpd_dynconfig", "ztpd_ping", "gunicorn_dynconfig"))
+    rows = [
+        ("/dynconfig vs gunicorn Flask (2 workers)", f"{z / g:.1f}x", ">= 10x", z / g >= 10),
+        ("/dynconfig vs static /ping, same binary", f"{100 * z / s:.0f}%", ">= 50%", z / s >= 0.5),
+        ("policy call p50", f"{pc['policy_call_p50_us']:.1f} µs", "<= 15 µs",
+         pc["policy_call_p50_us"] <= 15),
+        ("policy call p99", f"{pc['policy_call_p99_us']:.1f} µs", "", True),
+        ("ztpd idle RSS", f"{results['ztpd_idle_rss_mib']:.1f} MiB", "<= 30 MiB",
+         results["ztpd_idle_rss_mib"] <= 30),
+    ]
+    results["summary"] = [{"what": w, "value": v, "target": t, "met": m} for w, v, t, m in rows]
+    log("\n| measure | value | target | met |\n|---|---|---|---|")
+    for w, v, t, m in rows:
+        log(f"| {w} | {v} | {t} | {'yes' if m else ('NO' if t else '')} |")
+    log(f"\nreq/s: ztpd /dynconfig {z:.0f}, ztpd /ping {s:.0f}, gunicorn /dynconfig {g:.0f}")
+    out_dir = os.path.join(ROOT, "target", "bench")
+    os.makedirs(out_dir, exist_ok=True)
+    out = os.path.join(out_dir, dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ".json")
+    with open(out, "w") as f:
+        json.dump(results, f, indent=1)
+    log(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
