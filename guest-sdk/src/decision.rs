@@ -65,6 +65,20 @@ impl Decision {
         }
     }
 
+    /// Render a template with these variables, replying with `content_type`
+    /// (`text/x-python` for an IOS XE script).
+    pub fn render(
+        template: impl Into<String>,
+        vars: Vars,
+        content_type: impl Into<String>,
+    ) -> Self {
+        Decision::Render {
+            template: template.into(),
+            vars,
+            content_type: content_type.into(),
+        }
+    }
+
     pub fn unknown_device(reason: impl Into<String>) -> Self {
         Decision::UnknownDevice(reason.into())
     }

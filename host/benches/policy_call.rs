@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ztpd::identity::Identity;
-use ztpd::inventory::{FileInventory, Inventory, KeyKind};
+use ztpd::inventory::{FileInventory, Inventory, KeyKind, Source};
 use ztpd::policy::{Capabilities, EngineConfig, Limits, PolicyEngine};
 use ztpd::request::{DeviceRequest, Dialect, Stage};
 use ztpd::store::Store;
@@ -41,11 +41,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let policy = engine.load("arista_dynamic.wasm", &wasm)?;
     let caps = Arc::new(Capabilities {
         tenant: "default".into(),
-        inventory: Arc::new(Inventory::File(FileInventory::load(
+        inventory: Arc::new(Inventory::new(vec![Source::File(FileInventory::load(
             &root.join("inventory/arista/swinfo.json"),
             KeyKind::Mac,
-        )?)),
-        templates: Arc::new(Templates::load_dir(&root.join("templates/arista"))?),
+        )?)])),
+        templates: Arc::new(Templates::load_dir(&root.join("templates"))?),
         store: Store::in_memory()?,
     });
     let limits = Limits::default();

@@ -83,7 +83,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let config = load_config(config.as_ref())?;
             // A private in-memory store: a dry run never changes the site's state.
-            let service = crate::server::build(&config, Store::in_memory()?).await?;
+            let mut state = crate::server::build(&config, Store::in_memory()?).await?;
+            state.dry_run = true;
             let mut req = Request::get(&path);
             for h in &headers {
                 let (name, value) = h
@@ -98,7 +99,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut req = req.body(Body::empty()).context("building the request")?;
             req.extensions_mut()
                 .insert(ConnectInfo(SocketAddr::new(source_ip, 0)));
-            let resp = crate::http::router(service)
+            let resp = crate::http::router(state)
                 .oneshot(req)
                 .await
                 .context("routing the request")?;
@@ -115,11 +116,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Check { config } => {
             let config = load_config(config.as_ref())?;
-            let service = crate::server::build(&config, Store::in_memory()?).await?;
+            let service = crate::server::build(&config, Store::in_memory()?)
+                .await?
+                .service;
             for name in service.tenant_names() {
                 if let Some(t) = service.tenant(name) {
-                    let p = t.policy();
-                    println!("tenant {name}: policy {} version {}", p.name(), p.hash());
+                    for (dialect, p) in t.policies() {
+                        println!(
+                            "tenant {name} ({}): policy {} version {}",
+                            dialect.map_or("any dialect", |d| d.as_str()),
+                            p.name(),
+                            p.hash()
+                        );
+                    }
                 }
             }
             println!("{}: OK", config.origin);

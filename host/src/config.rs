@@ -20,8 +20,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::credentials::RawCredential;
 use crate::inventory::KeyKind;
+use crate::jobs::RunnerConfig;
 use crate::policy::{EngineConfig, Limits};
+use crate::request::Dialect;
+use crate::ssh::SshSettings;
 
 /// The demo site's configuration, built into the binary: `ztpd serve` with no `--config`
 /// runs it. Its relative paths point into the source tree ztpd was built from.
@@ -52,7 +56,36 @@ struct RawConfig {
     #[serde(default)]
     engine: RawEngine,
     #[serde(default)]
+    jobs: RawJobs,
+    #[serde(default)]
+    api: RawApi,
+    #[serde(default)]
     tenants: Vec<RawTenant>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobs {
+    max_concurrent_pushes: Option<usize>,
+    job_timeout_s: Option<u64>,
+    ssh_connect_timeout_s: Option<u64>,
+    ssh_command_timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawApi {
+    /// Environment variable holding the bearer token the status API requires.
+    token_env: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCallback {
+    url: Option<String>,
+    token_ttl_s: Option<u64>,
+    secret_env: Option<String>,
+    script_credential: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,11 +101,35 @@ struct RawTenant {
     name: String,
     #[serde(default)]
     default: bool,
-    policy: PathBuf,
+    /// One policy for every dialect...
+    policy: Option<PathBuf>,
+    /// ...or one per dialect: `arista-eos`, `cisco-iosxe`, `generic`.
+    #[serde(default)]
+    policies: std::collections::BTreeMap<Dialect, PathBuf>,
     templates: PathBuf,
-    inventory: RawInventory,
+    inventory: OneOrMany<RawInventory>,
     #[serde(default)]
     limits: RawLimits,
+    #[serde(default)]
+    callback: RawCallback,
+    #[serde(default)]
+    credentials: std::collections::HashMap<String, RawCredential>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(t) => vec![t],
+            OneOrMany::Many(v) => v,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -99,6 +156,9 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub engine: EngineConfig,
+    pub jobs: RunnerConfig,
+    /// The bearer token the status API requires, if any.
+    pub api_token: Option<String>,
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -107,10 +167,29 @@ pub struct TenantConfig {
     pub name: String,
     /// Devices that use the plain paths (`/dynconfig`) belong to this tenant.
     pub default: bool,
-    pub policy: PathBuf,
+    /// Policy files: `None` answers every dialect without a policy of its own.
+    pub policies: Vec<(Option<Dialect>, PathBuf)>,
     pub templates: PathBuf,
-    pub inventory: InventoryConfig,
+    /// Inventory back ends, asked in order.
+    pub inventory: Vec<InventoryConfig>,
     pub limits: Limits,
+    pub callback: CallbackConfig,
+    /// Credentials by name, secrets not yet resolved.
+    pub credentials: std::collections::HashMap<String, RawCredential>,
+}
+
+/// How the IOS XE script calls back, and how its token is checked.
+#[derive(Debug, Clone)]
+pub struct CallbackConfig {
+    /// Base URL the served script calls back to (`http://192.0.2.1:8080`); none means
+    /// the scheme and Host of the script request.
+    pub url: Option<String>,
+    pub token_ttl_s: u64,
+    /// The token secret, from the environment variable the configuration names; none
+    /// means a secret generated once and kept in the database.
+    pub secret: Option<String>,
+    /// The credential whose username and password the script creates on the device.
+    pub script_credential: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -227,23 +306,109 @@ impl Config {
                     t.name
                 )));
             }
+            let secret = match &t.callback.secret_env {
+                Some(var) => Some(std::env::var(var).map_err(|_| {
+                    invalid(format!(
+                        "tenant {:?}: callback.secret_env names {var}, which is not set",
+                        t.name
+                    ))
+                })?),
+                None => None,
+            };
+            if let Some(c) = &t.callback.script_credential
+                && !t.credentials.contains_key(c)
+            {
+                return Err(invalid(format!(
+                    "tenant {:?}: callback.script_credential = {c:?} but there is no [tenants.credentials.{c}]",
+                    t.name
+                )));
+            }
+            let credentials = t
+                .credentials
+                .into_iter()
+                .map(|(name, mut c)| {
+                    c.password_file = c.password_file.map(|p| resolve(&p));
+                    c.key_file = c.key_file.map(|p| resolve(&p));
+                    (name, c)
+                })
+                .collect();
+            let mut policies: Vec<(Option<Dialect>, PathBuf)> = t
+                .policies
+                .iter()
+                .map(|(d, p)| (Some(*d), resolve(p)))
+                .collect();
+            if let Some(p) = &t.policy {
+                policies.push((None, resolve(p)));
+            }
+            if policies.is_empty() {
+                return Err(invalid(format!(
+                    "tenant {:?} has no policy: set policy = \"file.wasm\" or [tenants.policies] per dialect",
+                    t.name
+                )));
+            }
             tenants.push(TenantConfig {
                 name: t.name,
                 default: t.default,
-                policy: resolve(&t.policy),
+                policies,
                 templates: resolve(&t.templates),
-                inventory: InventoryConfig::File {
-                    path: resolve(&t.inventory.file),
-                    key: t.inventory.key,
-                },
+                inventory: t
+                    .inventory
+                    .into_vec()
+                    .into_iter()
+                    .map(|i| InventoryConfig::File {
+                        path: resolve(&i.file),
+                        key: i.key,
+                    })
+                    .collect(),
                 limits,
+                callback: CallbackConfig {
+                    url: t.callback.url.map(|u| u.trim_end_matches('/').to_owned()),
+                    token_ttl_s: t.callback.token_ttl_s.unwrap_or(3600),
+                    secret,
+                    script_credential: t.callback.script_credential,
+                },
+                credentials,
             });
         }
+        let jobs = {
+            let d = RunnerConfig::default();
+            let ssh = SshSettings::default();
+            RunnerConfig {
+                max_concurrent_pushes: raw
+                    .jobs
+                    .max_concurrent_pushes
+                    .unwrap_or(d.max_concurrent_pushes),
+                job_timeout: raw
+                    .jobs
+                    .job_timeout_s
+                    .map_or(d.job_timeout, Duration::from_secs),
+                ssh: SshSettings {
+                    connect_timeout: raw
+                        .jobs
+                        .ssh_connect_timeout_s
+                        .map_or(ssh.connect_timeout, Duration::from_secs),
+                    command_timeout: raw
+                        .jobs
+                        .ssh_command_timeout_s
+                        .map_or(ssh.command_timeout, Duration::from_secs),
+                    ..ssh
+                },
+            }
+        };
+        let api_token = match raw.api.token_env {
+            Some(var) => Some(
+                std::env::var(&var)
+                    .map_err(|_| invalid(format!("api.token_env names {var}, which is not set")))?,
+            ),
+            None => None,
+        };
         Ok(Config {
             origin: origin.to_owned(),
             listen,
             data_dir: resolve(&raw.data_dir.unwrap_or_else(|| PathBuf::from("ztpd-data"))),
             engine,
+            jobs,
+            api_token,
             tenants,
         })
     }
@@ -271,7 +436,10 @@ inventory = { file = "i.json", key = "mac" }
     #[test]
     fn paths_resolve_against_the_file() {
         let c = Config::parse(MIN, "x.toml", Path::new("/etc/ztpd")).unwrap();
-        assert_eq!(c.tenants[0].policy, Path::new("/etc/ztpd/p.wasm"));
+        assert_eq!(
+            c.tenants[0].policies,
+            vec![(None, Path::new("/etc/ztpd/p.wasm").to_owned())]
+        );
         assert_eq!(c.data_dir, Path::new("/etc/ztpd/ztpd-data"));
         assert_eq!(c.tenants[0].limits, Limits::default());
     }

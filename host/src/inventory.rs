@@ -65,18 +65,34 @@ impl KeyKind {
     }
 }
 
-/// A tenant's inventory back end.
+/// A tenant's inventory: one or more back ends, asked in order; the first record found
+/// wins (a site with Arista and Cisco gear may keep a MAC-keyed and a serial-keyed file).
+#[derive(Debug, Default)]
+pub struct Inventory {
+    sources: Vec<Source>,
+}
+
 #[derive(Debug)]
-pub enum Inventory {
+pub enum Source {
     File(FileInventory),
 }
 
 impl Inventory {
+    pub fn new(sources: Vec<Source>) -> Self {
+        Inventory { sources }
+    }
+
     /// Find a record: `field` is `mac`, `serial`, `key` or any field of the records.
     pub async fn lookup(&self, field: &str, value: &str) -> Result<Option<Arc<str>>, String> {
-        match self {
-            Inventory::File(f) => f.lookup(field, value),
+        for source in &self.sources {
+            let found = match source {
+                Source::File(f) => f.lookup(field, value)?,
+            };
+            if found.is_some() {
+                return Ok(found);
+            }
         }
+        Ok(None)
     }
 }
 

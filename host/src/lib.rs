@@ -9,7 +9,8 @@
 //! Data flows one way: request → identity → policy → decision → reply.
 //!
 //! - [`config`]: the TOML file, raw serde structs validated into [`config::Config`].
-//! - [`http`]: device-facing routes, one adapter per ZTP dialect (Arista EOS headers);
+//! - [`http`]: device-facing routes, one adapter per ZTP dialect (Arista EOS headers, IOS XE
+//!   script and call-back), and the status API;
 //!   an adapter turns a request into a [`request::DeviceRequest`] and an outcome into a
 //!   reply. Knows nothing of wasmtime.
 //! - [`identity`]: MAC addresses and device identity, normalised at the edge.
@@ -21,7 +22,11 @@
 //! - [`decision`]: what a policy decided, in host types (plans are serialisable for jobs).
 //! - [`templates`]: Jinja2 via minijinja with the seeds' whitespace settings.
 //! - [`inventory`]: inventory back ends (JSON/YAML file).
-//! - [`store`]: the SQLite database (policy key-value state).
+//! - [`store`]: the SQLite database (policy key-value state, tenant secrets).
+//! - [`jobs`]: provisioning jobs — persisted state machine, event log, background runner.
+//! - [`ssh`]: the SSH pusher (russh) with IOS XE and EOS drivers, host-key checks.
+//! - [`credentials`]: secrets a plan names; never enter the sandbox.
+//! - [`callback_token`]: HMAC tokens that authenticate IOS XE call-backs.
 //! - [`server`], [`cli`]: process lifecycle and the command line.
 //!
 //! ## Errors
@@ -30,16 +35,20 @@
 //! (header, template and line, policy and tenant, config key). The binary prints the
 //! chain with anyhow; HTTP routes turn errors into one-line plain-text replies.
 
+pub mod callback_token;
 pub mod cli;
 pub mod config;
+pub mod credentials;
 pub mod decision;
 pub mod http;
 pub mod identity;
 pub mod inventory;
+pub mod jobs;
 pub mod policy;
 pub mod request;
 pub mod server;
 pub mod service;
+pub mod ssh;
 pub mod store;
 pub mod templates;
 pub mod tenant;

@@ -18,7 +18,9 @@ pub enum Stage {
 }
 
 /// The ZTP dialect a vendor adapter recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Dialect {
     AristaEos,
@@ -26,7 +28,17 @@ pub enum Dialect {
     Generic,
 }
 
-#[derive(Debug, Clone)]
+impl Dialect {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Dialect::AristaEos => "arista-eos",
+            Dialect::CiscoIosxe => "cisco-iosxe",
+            Dialect::Generic => "generic",
+        }
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct DeviceRequest {
     pub tenant: String,
     pub stage: Stage,
@@ -37,5 +49,21 @@ pub struct DeviceRequest {
     /// Names lower-cased, values decoded as UTF-8 with invalid bytes replaced.
     pub headers: Vec<(String, String)>,
     pub query: Vec<(String, String)>,
+    #[serde(with = "body_bytes")]
     pub body: Bytes,
+}
+
+/// Bodies are stored as text: call-back bodies are JSON; anything else is rare enough to
+/// keep lossy.
+mod body_bytes {
+    use bytes::Bytes;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(super) fn serialize<S: Serializer>(body: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(body))
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Bytes, D::Error> {
+        Ok(Bytes::from(String::deserialize(d)?))
+    }
 }

@@ -9,6 +9,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Config;
+use crate::http::AppState;
+use crate::jobs::{JobRunner, JobStore};
 use crate::policy::PolicyEngine;
 use crate::service::Service;
 use crate::store::Store;
@@ -16,32 +18,57 @@ use crate::store::Store;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Build the engine, store and every tenant of `config`.
-pub async fn build(config: &Config, store: Store) -> anyhow::Result<Arc<Service>> {
+/// Build the engine, every tenant of `config`, and the job runner, on `store`.
+pub async fn build(config: &Config, store: Store) -> anyhow::Result<AppState> {
     let engine = Arc::new(PolicyEngine::new(&config.engine)?);
-    let service = Service::build(config, engine, store).await?;
-    Ok(Arc::new(service))
+    let jobs = JobStore::new(store.clone()).context("preparing the job tables")?;
+    let service = Arc::new(Service::build(config, engine, store).await?);
+    Ok(AppState {
+        service,
+        runner: JobRunner::new(jobs, config.jobs.clone()),
+        api_token: config.api_token.as_deref().map(Arc::from),
+        dry_run: false,
+    })
 }
 
 /// A bound, ready server: tests start one on port 0 and read [`Server::local_addr`].
 pub struct Server {
     listener: TcpListener,
-    service: Arc<Service>,
+    state: AppState,
 }
 
 impl Server {
+    /// Open the data directory, build everything, resume unfinished jobs and bind.
     pub async fn bind(config: &Config) -> anyhow::Result<Self> {
         let store = Store::open(&config.data_dir)
             .with_context(|| format!("opening the data directory of {}", config.origin))?;
-        let service = build(config, store).await?;
-        Self::bind_service(config.listen, service).await
+        let state = build(config, store).await?;
+        if config.api_token.is_none() {
+            tracing::warn!(
+                "the status API (/api/v1) has no token: set api.token_env to require one"
+            );
+        }
+        Self::bind_state(config.listen, state).await
     }
 
-    pub async fn bind_service(listen: SocketAddr, service: Arc<Service>) -> anyhow::Result<Self> {
+    /// Resume unfinished jobs and bind `listen`.
+    pub async fn bind_state(listen: SocketAddr, state: AppState) -> anyhow::Result<Self> {
+        let resumed = state
+            .runner
+            .resume(state.service.clone())
+            .await
+            .context("resuming unfinished jobs")?;
+        if resumed > 0 {
+            tracing::info!("resumed {resumed} unfinished jobs");
+        }
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}; set `listen` or ZTPD_LISTEN"))?;
-        Ok(Server { listener, service })
+        Ok(Server { listener, state })
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -54,7 +81,7 @@ impl Server {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         let app =
-            crate::http::router(self.service).into_make_service_with_connect_info::<SocketAddr>();
+            crate::http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let serve = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             shutdown.await;

@@ -55,6 +55,13 @@ pub enum DecideError {
         tenant: String,
         source: TemplateError,
     },
+    #[error(
+        "tenant {tenant} has no policy for {dialect} devices; set policy or [tenants.policies] {dialect}"
+    )]
+    NoPolicy {
+        tenant: String,
+        dialect: &'static str,
+    },
     #[error("tenant {tenant}: rendered config is {size} bytes, over the limit of {limit} bytes")]
     TooLarge {
         tenant: String,
@@ -88,12 +95,15 @@ impl Service {
         let mut default_tenant = None;
         for t in &config.tenants {
             let tenant = Arc::new(Tenant::load(t, engine.clone(), store.clone()).await?);
-            tracing::info!(
-                tenant = %tenant.name,
-                policy = %tenant.policy().name(),
-                version = %&tenant.policy().hash()[..12],
-                "tenant loaded"
-            );
+            for (dialect, policy) in tenant.policies() {
+                tracing::info!(
+                    tenant = %tenant.name,
+                    dialect = dialect.map_or("any", |d| d.as_str()),
+                    policy = %policy.name(),
+                    version = %&policy.hash()[..12],
+                    "policy loaded"
+                );
+            }
             if tenant.is_default {
                 default_tenant = Some(tenant.clone());
             }
@@ -126,7 +136,24 @@ impl Service {
         tenant: &Tenant,
         request: &DeviceRequest,
     ) -> Result<Answer, DecideError> {
-        let policy = tenant.policy();
+        self.decide_with(tenant, request, None).await
+    }
+
+    /// Like [`Service::decide`], and a render sees `host_vars` as the variable `ztpd`:
+    /// values only the host knows (a call-back URL and token, a temporary credential for
+    /// the device) that must reach the device but never the policy.
+    pub async fn decide_with(
+        &self,
+        tenant: &Tenant,
+        request: &DeviceRequest,
+        host_vars: Option<serde_json::Value>,
+    ) -> Result<Answer, DecideError> {
+        let policy = tenant
+            .policy_for(request.dialect)
+            .ok_or_else(|| DecideError::NoPolicy {
+                tenant: tenant.name.clone(),
+                dialect: request.dialect.as_str(),
+            })?;
         let caps = tenant.capabilities();
         let decision = self
             .engine
@@ -138,13 +165,32 @@ impl Service {
                 body: Body::Owned(c.body),
             },
             Decision::Render(r) => {
-                let text = caps
-                    .templates
-                    .render_json(&r.template, &r.vars)
-                    .map_err(|source| DecideError::Template {
-                        tenant: tenant.name.clone(),
-                        source,
-                    })?;
+                let template_error = |source| DecideError::Template {
+                    tenant: tenant.name.clone(),
+                    source,
+                };
+                let text: Arc<str> = match host_vars {
+                    None => caps
+                        .templates
+                        .render_json(&r.template, &r.vars)
+                        .map_err(template_error)?,
+                    Some(extra) => {
+                        let mut vars: serde_json::Value =
+                            serde_json::from_str(&r.vars).map_err(|e| {
+                                template_error(TemplateError::Vars {
+                                    name: r.template.clone(),
+                                    detail: e.to_string(),
+                                })
+                            })?;
+                        if let Some(map) = vars.as_object_mut() {
+                            map.insert("ztpd".to_owned(), extra);
+                        }
+                        caps.templates
+                            .render(&r.template, &vars)
+                            .map_err(template_error)?
+                            .into()
+                    }
+                };
                 if text.len() > tenant.limits.reply_bytes {
                     return Err(DecideError::TooLarge {
                         tenant: tenant.name.clone(),

@@ -36,6 +36,12 @@ CREATE TABLE IF NOT EXISTS kv (
     value  TEXT NOT NULL,
     PRIMARY KEY (tenant, key)
 );
+CREATE TABLE IF NOT EXISTS tenant_secrets (
+    tenant TEXT NOT NULL,
+    name   TEXT NOT NULL,
+    value  TEXT NOT NULL,
+    PRIMARY KEY (tenant, name)
+);
 ";
 
 /// Largest key and value a policy may store, so one tenant cannot fill the disk through
@@ -99,6 +105,48 @@ impl Store {
         })
         .await
         .map_err(|e| StoreError::Task(e.to_string()))?
+    }
+
+    /// Run `f` with the connection on this thread (start-up only).
+    pub fn with_sync<R>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut guard = self
+            .conn
+            .lock()
+            .map_err(|_| StoreError::Task("database lock poisoned".into()))?;
+        f(&mut guard)
+    }
+
+    /// A secret the host keeps for a tenant (never visible to policies): the stored one,
+    /// or `make()`'s, stored now.
+    pub async fn tenant_secret(
+        &self,
+        tenant: &str,
+        name: &str,
+        make: impl FnOnce() -> String + Send + 'static,
+    ) -> Result<String, StoreError> {
+        let (tenant, name) = (tenant.to_owned(), name.to_owned());
+        self.with(move |c| {
+            let found: Option<String> = c
+                .query_row(
+                    "SELECT value FROM tenant_secrets WHERE tenant = ?1 AND name = ?2",
+                    params![tenant, name],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(v) = found {
+                return Ok(v);
+            }
+            let value = make();
+            c.execute(
+                "INSERT INTO tenant_secrets (tenant, name, value) VALUES (?1, ?2, ?3)",
+                params![tenant, name, value],
+            )?;
+            Ok(value)
+        })
+        .await
     }
 
     pub async fn kv_get(&self, tenant: &str, key: &str) -> Result<Option<String>, StoreError> {

@@ -107,34 +107,11 @@ fn environment() -> Environment<'static> {
 }
 
 impl Templates {
-    /// Every regular file in `dir` becomes a template named by its file name.
+    /// Every file under `dir` becomes a template named by its path relative to `dir`
+    /// (`config.j2`, `iosxe/script.py.j2`).
     pub fn load_dir(dir: &Path) -> Result<Self, TemplateError> {
-        let entries = std::fs::read_dir(dir).map_err(|source| TemplateError::ReadDir {
-            dir: dir.to_owned(),
-            source,
-        })?;
         let mut files = Vec::new();
-        for entry in entries {
-            let entry = entry.map_err(|source| TemplateError::ReadDir {
-                dir: dir.to_owned(),
-                source,
-            })?;
-            let path = entry.path();
-            if !path.is_file() {
-                continue;
-            }
-            let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
-                continue;
-            };
-            if name.starts_with('.') {
-                continue;
-            }
-            let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
-                path: path.clone(),
-                source,
-            })?;
-            files.push((name.to_owned(), source));
-        }
+        collect(dir, dir, &mut files)?;
         Self::from_sources(files)
     }
 
@@ -207,6 +184,41 @@ impl Templates {
             .render(minijinja::Value::from(minijinja::value::Serde(vars)))
             .map_err(|e| describe(name, template.source(), &e))
     }
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<(String, String)>) -> Result<(), TemplateError> {
+    let read_dir = |source| TemplateError::ReadDir {
+        dir: dir.to_owned(),
+        source,
+    };
+    for entry in std::fs::read_dir(dir).map_err(read_dir)? {
+        let path = entry.map_err(read_dir)?.path();
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_none_or(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            collect(root, &path, out)?;
+            continue;
+        }
+        let Some(name) = path
+            .strip_prefix(root)
+            .ok()
+            .and_then(|p| p.to_str())
+            .map(|p| p.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
+            continue;
+        };
+        let source = std::fs::read_to_string(&path).map_err(|source| TemplateError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        out.push((name, source));
+    }
+    Ok(())
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

@@ -1,13 +1,17 @@
-//! A tenant: one customer or site, with its own policy, templates, inventory, state and
-//! limits. A policy only ever sees its own tenant's capabilities.
+//! A tenant: one customer or site, with its own policies, templates, inventory, state,
+//! credentials and limits. A policy only ever sees its own tenant's capabilities.
 
+use std::path::Path;
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::callback_token::TokenKey;
 use crate::config::{InventoryConfig, TenantConfig};
-use crate::inventory::{FileInventory, Inventory};
+use crate::credentials::Credentials;
+use crate::inventory::{FileInventory, Inventory, Source};
 use crate::policy::{Capabilities, Limits, LoadedPolicy, PolicyEngine};
+use crate::request::Dialect;
 use crate::store::Store;
 use crate::templates::Templates;
 
@@ -34,6 +38,13 @@ pub enum TenantError {
         tenant: String,
         source: crate::inventory::InventoryError,
     },
+    #[error("tenant {tenant}: {source}")]
+    Credentials {
+        tenant: String,
+        source: crate::credentials::CredentialError,
+    },
+    #[error("tenant {tenant}: cannot get the call-back token secret: {detail}")]
+    Secret { tenant: String, detail: String },
     #[error("tenant {tenant}: loading was interrupted: {detail}")]
     Task { tenant: String, detail: String },
 }
@@ -42,9 +53,16 @@ pub struct Tenant {
     pub name: String,
     pub is_default: bool,
     pub limits: Limits,
-    /// Replaced as a whole when a new version is activated; a request holds the snapshot
-    /// it started with.
-    policy: ArcSwap<LoadedPolicy>,
+    pub credentials: Credentials,
+    /// Signs and checks the tokens of IOS XE call-backs.
+    pub callback_key: TokenKey,
+    /// Base URL the served script calls back to, if configured.
+    pub callback_url: Option<String>,
+    /// Credential whose username and password the served script creates.
+    pub script_credential: Option<String>,
+    /// Per dialect (`None`: every other dialect). Each is replaced as a whole when a new
+    /// version is activated; a request holds the snapshot it started with.
+    policies: Vec<(Option<Dialect>, ArcSwap<LoadedPolicy>)>,
     caps: ArcSwap<Capabilities>,
 }
 
@@ -52,13 +70,36 @@ impl std::fmt::Debug for Tenant {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Tenant")
             .field("name", &self.name)
-            .field("policy", &self.policy.load().hash())
+            .field("policies", &self.policies.len())
             .finish()
     }
 }
 
+/// Compile one policy file (CPU-heavy: call on the blocking pool).
+fn load_policy(
+    engine: &PolicyEngine,
+    tenant: &str,
+    path: &Path,
+) -> Result<LoadedPolicy, TenantError> {
+    let bytes = std::fs::read(path).map_err(|source| TenantError::ReadPolicy {
+        tenant: tenant.to_owned(),
+        path: path.to_owned(),
+        source,
+    })?;
+    let label = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "policy".to_owned());
+    engine
+        .load(&label, &bytes)
+        .map_err(|source| TenantError::Policy {
+            tenant: tenant.to_owned(),
+            source,
+        })
+}
+
 impl Tenant {
-    /// Load everything a tenant needs; compiling the policy runs on the blocking pool.
+    /// Load everything a tenant needs; compiling and file reading run on the blocking pool.
     pub async fn load(
         config: &TenantConfig,
         engine: Arc<PolicyEngine>,
@@ -69,58 +110,97 @@ impl Tenant {
             tenant: tenant.clone(),
             detail: e.to_string(),
         };
-        let policy = {
-            let (path, name, t) = (config.policy.clone(), config.name.clone(), tenant.clone());
+        let mut policies = Vec::new();
+        for (dialect, path) in &config.policies {
+            let (path, t, engine) = (path.clone(), tenant.clone(), engine.clone());
+            let policy = tokio::task::spawn_blocking(move || load_policy(&engine, &t, &path))
+                .await
+                .map_err(task)??;
+            policies.push((*dialect, ArcSwap::from_pointee(policy)));
+        }
+        let templates = {
+            let (dir, t) = (config.templates.clone(), tenant.clone());
             tokio::task::spawn_blocking(move || {
-                let bytes = std::fs::read(&path).map_err(|source| TenantError::ReadPolicy {
-                    tenant: t.clone(),
-                    path: path.clone(),
-                    source,
-                })?;
-                let label = path
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or(name);
-                engine
-                    .load(&label, &bytes)
-                    .map_err(|source| TenantError::Policy { tenant: t, source })
+                Templates::load_dir(&dir)
+                    .map_err(|source| TenantError::Templates { tenant: t, source })
             })
             .await
             .map_err(task)??
         };
-        let templates =
-            Templates::load_dir(&config.templates).map_err(|source| TenantError::Templates {
+        let mut sources = Vec::new();
+        for inventory in &config.inventory {
+            match inventory {
+                InventoryConfig::File { path, key } => {
+                    let (path, key, t) = (path.clone(), *key, tenant.clone());
+                    let file = tokio::task::spawn_blocking(move || {
+                        FileInventory::load(&path, key)
+                            .map_err(|source| TenantError::Inventory { tenant: t, source })
+                    })
+                    .await
+                    .map_err(task)??;
+                    sources.push(Source::File(file));
+                }
+            }
+        }
+        let credentials = Credentials::resolve(&config.credentials).map_err(|source| {
+            TenantError::Credentials {
                 tenant: tenant.clone(),
                 source,
-            })?;
-        let inventory = match &config.inventory {
-            InventoryConfig::File { path, key } => {
-                let (path, key, t) = (path.clone(), *key, tenant.clone());
-                tokio::task::spawn_blocking(move || {
-                    FileInventory::load(&path, key)
-                        .map_err(|source| TenantError::Inventory { tenant: t, source })
-                })
-                .await
-                .map_err(task)??
+            }
+        })?;
+        let secret_error = |detail: String| TenantError::Secret {
+            tenant: tenant.clone(),
+            detail,
+        };
+        let secret = match &config.callback.secret {
+            Some(s) => s.clone(),
+            None => {
+                let generated =
+                    crate::callback_token::new_secret().map_err(|e| secret_error(e.to_string()))?;
+                store
+                    .tenant_secret(&tenant, "callback-token", move || generated)
+                    .await
+                    .map_err(|e| secret_error(e.to_string()))?
             }
         };
         Ok(Tenant {
             name: config.name.clone(),
             is_default: config.default,
             limits: config.limits,
-            policy: ArcSwap::from_pointee(policy),
+            credentials,
+            callback_key: TokenKey::new(
+                &config.name,
+                secret.as_bytes(),
+                config.callback.token_ttl_s,
+            ),
+            callback_url: config.callback.url.clone(),
+            script_credential: config.callback.script_credential.clone(),
+            policies,
             caps: ArcSwap::from_pointee(Capabilities {
                 tenant: config.name.clone(),
-                inventory: Arc::new(Inventory::File(inventory)),
+                inventory: Arc::new(Inventory::new(sources)),
                 templates: Arc::new(templates),
                 store,
             }),
         })
     }
 
-    /// The policy version requests start on now.
-    pub fn policy(&self) -> Arc<LoadedPolicy> {
-        self.policy.load_full()
+    /// The policy a request of `dialect` runs now: the dialect's own, else the tenant's
+    /// general one.
+    pub fn policy_for(&self, dialect: Dialect) -> Option<Arc<LoadedPolicy>> {
+        self.policies
+            .iter()
+            .find(|(d, _)| *d == Some(dialect))
+            .or_else(|| self.policies.iter().find(|(d, _)| d.is_none()))
+            .map(|(_, p)| p.load_full())
+    }
+
+    /// Every loaded policy: (its dialect, or none for all others; the policy).
+    pub fn policies(&self) -> Vec<(Option<Dialect>, Arc<LoadedPolicy>)> {
+        self.policies
+            .iter()
+            .map(|(d, p)| (*d, p.load_full()))
+            .collect()
     }
 
     pub fn capabilities(&self) -> Arc<Capabilities> {

@@ -2,7 +2,6 @@
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use tokio::sync::oneshot;
 
@@ -46,7 +45,7 @@ listen = "127.0.0.1:0"
 name = "default"
 default = true
 policy = "{policy}"
-templates = "{root}/templates/arista"
+templates = "{root}/templates"
 inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
 limits = {{ {limits} }}
 "#,
@@ -65,7 +64,7 @@ pub fn arista_golden() -> std::collections::HashMap<String, String> {
 /// A ztpd server on a loopback port, stopped when dropped.
 pub struct TestServer {
     pub base: String,
-    pub service: Arc<ztpd::service::Service>,
+    pub state: ztpd::http::AppState,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -83,10 +82,10 @@ impl TestServer {
         )
         .expect("test config is valid");
         let store = ztpd::store::Store::open(&config.data_dir).expect("open store");
-        let service = ztpd::server::build(&config, store)
+        let state = ztpd::server::build(&config, store)
             .await
             .expect("build service");
-        let server = ztpd::server::Server::bind_service(config.listen, service.clone())
+        let server = ztpd::server::Server::bind_state(config.listen, state.clone())
             .await
             .expect("bind");
         let addr = server.local_addr().expect("local addr");
@@ -96,7 +95,7 @@ impl TestServer {
         }));
         TestServer {
             base: format!("http://{addr}"),
-            service,
+            state,
             stop: Some(stop),
         }
     }

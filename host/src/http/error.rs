@@ -10,6 +10,8 @@ use crate::service::DecideError;
 #[derive(Debug)]
 pub enum AppError {
     BadRequest(String),
+    Unauthorized(String),
+    PayloadTooLarge(String),
     NotFound(String),
     Forbidden(String),
     Internal(String),
@@ -19,6 +21,8 @@ impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, reason) = match self {
             AppError::BadRequest(r) => (StatusCode::BAD_REQUEST, r),
+            AppError::Unauthorized(r) => (StatusCode::UNAUTHORIZED, r),
+            AppError::PayloadTooLarge(r) => (StatusCode::PAYLOAD_TOO_LARGE, r),
             AppError::NotFound(r) => (StatusCode::NOT_FOUND, r),
             AppError::Forbidden(r) => (StatusCode::FORBIDDEN, r),
             AppError::Internal(r) => (StatusCode::INTERNAL_SERVER_ERROR, r),

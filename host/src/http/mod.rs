@@ -4,8 +4,10 @@
 //! Every tenant is reachable under `/t/{tenant}/...`; the default tenant also answers the
 //! plain paths, so a switch already pointed at the seed's `/dynconfig` needs no DHCP change.
 
+mod api;
 mod arista;
 mod error;
+mod iosxe;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -18,8 +20,10 @@ use axum::routing::get;
 
 pub use error::AppError;
 
+use crate::jobs::store::NewJob;
+use crate::jobs::{JobRunner, Submitted};
 use crate::request::{DeviceRequest, Dialect, Stage};
-use crate::service::{Body, Outcome, Service};
+use crate::service::{Answer, Body, Outcome, Service};
 use crate::tenant::Tenant;
 
 /// Response header carrying the policy version (content hash) that decided the reply.
@@ -28,16 +32,33 @@ pub const POLICY_VERSION_HEADER: &str = "x-ztpd-policy-version";
 #[derive(Clone)]
 pub struct AppState {
     pub service: Arc<Service>,
+    pub runner: JobRunner,
+    /// Bearer token the status API requires, if configured.
+    pub api_token: Option<Arc<str>>,
+    /// `ztpd render`: a plan is shown, not run.
+    pub dry_run: bool,
 }
 
-/// The device-facing router.
-pub fn router(service: Arc<Service>) -> Router {
+/// Largest call-back body accepted.
+const MAX_CALLBACK_BODY: usize = 64 << 10;
+
+/// The device-facing router and the status API.
+pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/ping", get(ping))
         .route("/dynconfig", get(dynconfig_default))
         .route("/t/{tenant}/dynconfig", get(dynconfig_tenant))
+        .route("/script.py", get(script_default))
+        .route("/t/{tenant}/script.py", get(script_tenant))
+        .route("/callback", get(callback_default).post(callback_default))
+        .route(
+            "/t/{tenant}/callback",
+            get(callback_tenant).post(callback_tenant),
+        )
+        .route("/api/v1/devices", get(api::devices))
+        .route("/api/v1/devices/{device}", get(api::device))
         .fallback(unknown_route)
-        .with_state(AppState { service })
+        .with_state(state)
 }
 
 /// A static route in the same binary: the framework's ceiling, for benchmarks and probes.
@@ -47,20 +68,24 @@ async fn ping() -> &'static str {
 
 async fn unknown_route(method: Method, uri: Uri) -> AppError {
     AppError::NotFound(format!(
-        "no route for {method} {}; ztpd serves GET /dynconfig (Arista EOS) and /t/{{tenant}}/dynconfig",
+        "no route for {method} {}; ztpd serves /dynconfig (Arista EOS), /script.py and /callback (Cisco IOS XE), each also under /t/{{tenant}}/, and /api/v1/devices",
         uri.path()
     ))
+}
+
+fn default_tenant(app: &AppState, path: &str) -> Result<Arc<Tenant>, AppError> {
+    app.service.default_tenant().cloned().ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no default tenant: use /t/{{tenant}}{path} or set default = true on a tenant"
+        ))
+    })
 }
 
 async fn dynconfig_default(
     State(app): State<AppState>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let tenant = app.service.default_tenant().cloned().ok_or_else(|| {
-        AppError::NotFound(
-            "no default tenant: use /t/{tenant}/dynconfig or set default = true on a tenant".into(),
-        )
-    })?;
+    let tenant = default_tenant(&app, "/dynconfig")?;
     dynconfig(&app, &tenant, req).await
 }
 
@@ -91,16 +116,153 @@ async fn dynconfig(app: &AppState, tenant: &Tenant, req: Request) -> Result<Resp
         &req,
         "/dynconfig",
     );
-    answer(app, tenant, &request).await
+    let answer = app.service.decide(tenant, &request).await?;
+    reply(app, tenant, request, answer).await
 }
 
-/// Run the policy and turn its outcome into a reply.
-async fn answer(
+async fn script_default(State(app): State<AppState>, req: Request) -> Result<Response, AppError> {
+    let tenant = default_tenant(&app, "/script.py")?;
+    script(&app, &tenant, "", req).await
+}
+
+async fn script_tenant(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, AppError> {
+    let tenant = find_tenant(&app, &name)?;
+    script(&app, &tenant, &format!("/t/{name}"), req).await
+}
+
+/// The IOS XE script: the policy chooses template and variables, the host adds `ztpd.*`.
+async fn script(
     app: &AppState,
     tenant: &Tenant,
-    request: &DeviceRequest,
+    prefix: &str,
+    req: Request,
 ) -> Result<Response, AppError> {
-    let answer = app.service.decide(tenant, request).await?;
+    let identity = crate::identity::Identity::new(source_ip(&req));
+    let base = match &tenant.callback_url {
+        Some(url) => url.clone(),
+        None => {
+            let host = req
+                .headers()
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .filter(|h| !h.is_empty())
+                .ok_or_else(|| {
+                    AppError::BadRequest(
+                        "missing Host header: cannot tell the script where to call back (or set callback.url for the tenant)".into(),
+                    )
+                })?;
+            format!("http://{host}")
+        }
+    };
+    let (username, password) = match tenant
+        .script_credential
+        .as_deref()
+        .and_then(|c| tenant.credentials.get(c))
+    {
+        Some(c) => (Some(c.username.clone()), c.password().map(str::to_owned)),
+        None => (None, None),
+    };
+    let host_vars = serde_json::json!({
+        "callback_url": format!("{base}{prefix}/callback"),
+        "token": tenant.callback_key.issue(),
+        "token_header": "X-Ztpd-Token",
+        "username": username,
+        "password": password,
+    });
+    let request = device_request(
+        tenant,
+        Stage::Bootstrap,
+        Dialect::CiscoIosxe,
+        identity,
+        &req,
+        "/script.py",
+    );
+    let answer = app
+        .service
+        .decide_with(tenant, &request, Some(host_vars))
+        .await?;
+    reply(app, tenant, request, answer).await
+}
+
+async fn callback_default(State(app): State<AppState>, req: Request) -> Result<Response, AppError> {
+    let tenant = default_tenant(&app, "/callback")?;
+    callback(&app, &tenant, req).await
+}
+
+async fn callback_tenant(
+    State(app): State<AppState>,
+    Path(name): Path<String>,
+    req: Request,
+) -> Result<Response, AppError> {
+    let tenant = find_tenant(&app, &name)?;
+    callback(&app, &tenant, req).await
+}
+
+/// An IOS XE call-back: check the token, ACK at once, provision in the background.
+async fn callback(app: &AppState, tenant: &Tenant, req: Request) -> Result<Response, AppError> {
+    use crate::callback_token::TokenError;
+    let token = req
+        .headers()
+        .get(iosxe::TOKEN_HEADER)
+        .and_then(|t| t.to_str().ok());
+    tenant.callback_key.verify(token).map_err(|e| match e {
+        TokenError::Missing => AppError::Unauthorized(e.to_string()),
+        _ => AppError::Forbidden(e.to_string()),
+    })?;
+    let source = source_ip(&req);
+    let (parts, body) = req.into_parts();
+    let body = axum::body::to_bytes(body, MAX_CALLBACK_BODY)
+        .await
+        .map_err(|_| {
+            AppError::PayloadTooLarge(format!("call-back body over {MAX_CALLBACK_BODY} bytes"))
+        })?;
+    let identity = iosxe::callback_identity(&parts.headers, &body, source)?;
+    let serial = identity.serial.clone().unwrap_or_default();
+    let req = Request::from_parts(parts, axum::body::Body::empty());
+    let mut request = device_request(
+        tenant,
+        Stage::Callback,
+        Dialect::CiscoIosxe,
+        identity,
+        &req,
+        "/callback",
+    );
+    request.body = body;
+    let submitted = app
+        .runner
+        .submit(
+            app.service.clone(),
+            NewJob {
+                request,
+                plan: None,
+            },
+        )
+        .await
+        .map_err(|e| AppError::Internal(format!("cannot record the call-back: {e}")))?;
+    let (job, already) = match submitted {
+        Submitted::Started(id) => (id, false),
+        Submitted::AlreadyRunning(id) => (id, true),
+    };
+    Ok(axum::Json(serde_json::json!({
+        "status": "ACK",
+        "serial": serial,
+        "job": job,
+        "already_running": already,
+    }))
+    .into_response())
+}
+
+/// Turn the service's answer into a reply; a plan becomes a job and an acknowledgement.
+async fn reply(
+    app: &AppState,
+    tenant: &Tenant,
+    request: DeviceRequest,
+    answer: Answer,
+) -> Result<Response, AppError> {
     let version = HeaderValue::from_str(&answer.policy_hash).ok();
     let mut resp = match answer.outcome {
         Outcome::Reply { content_type, body } => {
@@ -114,11 +276,38 @@ async fn answer(
         }
         Outcome::UnknownDevice(reason) => AppError::NotFound(one_line(&reason)).into_response(),
         Outcome::Rejected(reason) => AppError::Forbidden(one_line(&reason)).into_response(),
-        Outcome::Plan(_) => AppError::Internal(format!(
-            "tenant {}: the policy answered a {} request with a provisioning plan; plans are run for device call-backs",
-            tenant.name, request.path
-        ))
-        .into_response(),
+        Outcome::Plan(plan) if app.dry_run => {
+            let shown = serde_json::to_string_pretty(&plan).unwrap_or_default();
+            (
+                StatusCode::ACCEPTED,
+                format!("dry run: the policy planned (not run):\n{shown}\n"),
+            )
+                .into_response()
+        }
+        Outcome::Plan(plan) => {
+            let ack = plan.ack.clone();
+            let new = NewJob {
+                request,
+                plan: Some((plan, answer.policy_hash.clone())),
+            };
+            app.runner
+                .submit(app.service.clone(), new)
+                .await
+                .map_err(|e| {
+                    AppError::Internal(format!(
+                        "tenant {}: cannot record the plan: {e}",
+                        tenant.name
+                    ))
+                })?;
+            match ack {
+                Some(c) => {
+                    let ct = HeaderValue::from_str(&c.content_type)
+                        .unwrap_or(HeaderValue::from_static("application/octet-stream"));
+                    (StatusCode::OK, [(header::CONTENT_TYPE, ct)], c.body).into_response()
+                }
+                None => (StatusCode::ACCEPTED, "ACK\n").into_response(),
+            }
+        }
     };
     if let Some(v) = version {
         resp.headers_mut().insert(POLICY_VERSION_HEADER, v);

@@ -1,6 +1,6 @@
 //! Arista EOS dynamic config push (the seed `arista-dynamic-config-push`): every switch
 //! fetches the same bootfile URL; its system MAC picks its variables from the inventory
-//! (`swinfo.json`), and the host renders `config.j2` with them.
+//! (`swinfo.json`), and the host renders `arista/config.j2` with them.
 
 use ztpd_guest::{Decision, Error, Policy, Request, export_policy, inventory};
 
@@ -15,7 +15,7 @@ impl Policy for AristaDynamic {
             ));
         };
         match inventory::by_mac(mac)? {
-            Some(switch) => Ok(Decision::render_config("config.j2", switch)),
+            Some(switch) => Ok(Decision::render_config("arista/config.j2", switch)),
             None => Ok(Decision::unknown_device(format!(
                 "no switch with system MAC {mac} in the inventory"
             ))),

@@ -49,7 +49,7 @@ fn well_behaved(req: &Request) -> Result<Decision, Error> {
         return Ok(Decision::reject("no system MAC"));
     };
     match inventory::by_mac(mac)? {
-        Some(switch) => Ok(Decision::render_config("config.j2", switch)),
+        Some(switch) => Ok(Decision::render_config("arista/config.j2", switch)),
         None => Ok(Decision::unknown_device(format!(
             "no switch with MAC {mac}"
         ))),

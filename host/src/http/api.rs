@@ -1,0 +1,95 @@
+//! The status API: devices and their provisioning jobs as JSON.
+//!
+//! `GET /api/v1/devices` lists the newest job of every device; `GET /api/v1/devices/{device}`
+//! (serial, or the device key) shows its state, events, rendered config, the policy version
+//! that decided it and the SSH transcript (secrets masked). If the configuration names an
+//! API token, both require `Authorization: Bearer <token>`.
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::{AppError, AppState};
+use crate::jobs::Job;
+
+fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    let Some(expected) = &app.api_token else {
+        return Ok(());
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    match given {
+        None => Err(AppError::Unauthorized(
+            "the status API needs Authorization: Bearer <token>".into(),
+        )),
+        Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
+        Some(_) => Err(AppError::Forbidden("wrong API token".into())),
+    }
+}
+
+/// Token comparison that takes the same time wherever the first difference is.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn summary(j: &Job) -> serde_json::Value {
+    json!({
+        "tenant": j.tenant,
+        "device": j.device,
+        "serial": j.serial,
+        "mac": j.mac,
+        "source_ip": j.source_ip,
+        "model": j.model,
+        "job": j.id,
+        "state": j.state,
+        "policy_version": j.policy_version,
+        "error": j.error,
+        "created_ms": j.created_ms,
+        "updated_ms": j.updated_ms,
+    })
+}
+
+pub(super) async fn devices(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&app, &headers)?;
+    let jobs = app
+        .runner
+        .store()
+        .latest_per_device(None)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let list: Vec<_> = jobs.iter().map(summary).collect();
+    Ok(axum::Json(json!({ "devices": list })).into_response())
+}
+
+pub(super) async fn device(
+    State(app): State<AppState>,
+    Path(device): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&app, &headers)?;
+    let store = app.runner.store();
+    let job = store
+        .latest_for(device.clone(), None)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?
+        .ok_or_else(|| AppError::NotFound(format!("no device {device:?} has called back")))?;
+    let events = store
+        .events(job.id)
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let mut body = summary(&job);
+    if let Some(map) = body.as_object_mut() {
+        map.insert("events".into(), json!(events));
+        map.insert("config".into(), json!(job.config));
+        map.insert("plan".into(), json!(job.plan));
+        map.insert("pushes".into(), json!(job.pushes));
+        map.insert("transcript".into(), json!(job.transcript));
+    }
+    Ok(axum::Json(body).into_response())
+}

@@ -1,0 +1,309 @@
+//! Pushing configuration to a device over SSH (russh as the client), the way netmiko or
+//! scrapli do it: an interactive shell with a PTY, prompt detection, paging off, config
+//! mode, one line at a time with the device's answer checked, then save.
+//!
+//! - Connects with retries and backoff until a deadline: a device that has just run its
+//!   ZTP script may still be bringing SSH up.
+//! - Host keys: a pinned key from the plan, else trust on first use — the key seen first
+//!   is recorded (per tenant and address) and any other key later is refused.
+//! - Every command has a timeout; a line the device rejects fails the push with the line
+//!   and the device's words.
+//! - The transcript is kept with the credential's secret masked.
+//!
+//! Knows nothing of policies or jobs: it is given an address, a credential and lines.
+
+mod driver;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use russh::client;
+use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+
+pub use driver::{Platform, config_lines};
+
+use crate::credentials::{Credential, Secret};
+
+/// Timeouts and retry pacing.
+#[derive(Debug, Clone)]
+pub struct SshSettings {
+    /// One TCP connect + handshake attempt.
+    pub connect_timeout: Duration,
+    /// Waiting for the prompt after one command.
+    pub command_timeout: Duration,
+    /// First pause between connection attempts; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    pub max_backoff: Duration,
+}
+
+impl Default for SshSettings {
+    fn default() -> Self {
+        SshSettings {
+            connect_timeout: Duration::from_secs(10),
+            command_timeout: Duration::from_secs(30),
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Where and how to push.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub host: String,
+    pub port: u16,
+    pub platform: Platform,
+    pub credential: Credential,
+    /// A pinned host key (`ssh-ed25519 AAAA...`), or none for trust on first use.
+    pub pinned_key: Option<String>,
+    /// The key recorded at first use, if any.
+    pub known_key: Option<String>,
+}
+
+/// What a successful push leaves behind.
+#[derive(Debug)]
+pub struct Pushed {
+    pub transcript: String,
+    /// The server's host key (OpenSSH format), to record on first use.
+    pub host_key: String,
+    pub lines: usize,
+    pub attempts: u32,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error("could not connect to {addr} within {waited_s} s ({attempts} attempts): {last}")]
+    Connect {
+        addr: String,
+        waited_s: u64,
+        attempts: u32,
+        last: String,
+    },
+    #[error("authentication failed for user {user} at {addr} ({method}); check the credential")]
+    Auth {
+        user: String,
+        addr: String,
+        method: &'static str,
+    },
+    #[error(
+        "host key of {addr} changed since first use: recorded {recorded}, now {presented}; refusing to push (if the device was replaced, forget its key and retry)"
+    )]
+    HostKeyChanged {
+        addr: String,
+        recorded: String,
+        presented: String,
+    },
+    #[error("host key of {addr} is {presented}, not the pinned key {pinned}; refusing to push")]
+    HostKeyPinned {
+        addr: String,
+        pinned: String,
+        presented: String,
+    },
+    #[error("the pinned host key {key:?} is not an OpenSSH public key: {detail}")]
+    BadPinnedKey { key: String, detail: String },
+    #[error("device {addr} rejected config line {number} `{line}`: {answer}")]
+    Rejected {
+        addr: String,
+        number: usize,
+        line: String,
+        answer: String,
+        transcript: String,
+    },
+    #[error("device {addr}: no prompt within {timeout_s} s after `{command}`")]
+    Timeout {
+        addr: String,
+        command: String,
+        timeout_s: u64,
+        transcript: String,
+    },
+    #[error("device {addr}: {detail}")]
+    Session {
+        addr: String,
+        detail: String,
+        transcript: String,
+    },
+}
+
+impl PushError {
+    /// The transcript up to the failure, if the session got that far.
+    pub fn transcript(&self) -> Option<&str> {
+        match self {
+            PushError::Rejected { transcript, .. }
+            | PushError::Timeout { transcript, .. }
+            | PushError::Session { transcript, .. } => Some(transcript),
+            _ => None,
+        }
+    }
+}
+
+/// SHA-256 fingerprint of an OpenSSH public key line, for messages.
+pub fn fingerprint(openssh: &str) -> String {
+    PublicKey::from_openssh(openssh)
+        .map(|k| k.fingerprint(HashAlg::Sha256).to_string())
+        .unwrap_or_else(|_| openssh.chars().take(40).collect())
+}
+
+/// Accepts the server key if it matches the pinned or recorded key (or there is none
+/// yet), and remembers what was presented either way.
+struct KeyCheck {
+    expected: Option<PublicKey>,
+    presented: Arc<Mutex<Option<PublicKey>>>,
+}
+
+impl client::Handler for KeyCheck {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, key: &PublicKey) -> Result<bool, Self::Error> {
+        if let Ok(mut seen) = self.presented.lock() {
+            *seen = Some(key.clone());
+        }
+        Ok(match &self.expected {
+            Some(expected) => expected.key_data() == key.key_data(),
+            None => true,
+        })
+    }
+}
+
+/// Push `lines` in configuration mode and save if asked. Retries connecting until
+/// `deadline`; everything after the login happens once.
+pub async fn push(
+    settings: &SshSettings,
+    target: &Target,
+    lines: &[&str],
+    save: bool,
+    deadline: Instant,
+) -> Result<Pushed, PushError> {
+    let addr = format!("{}:{}", target.host, target.port);
+    let expected_text = target.pinned_key.as_ref().or(target.known_key.as_ref());
+    let expected = match expected_text {
+        Some(k) => {
+            Some(
+                PublicKey::from_openssh(k.trim()).map_err(|e| PushError::BadPinnedKey {
+                    key: k.clone(),
+                    detail: e.to_string(),
+                })?,
+            )
+        }
+        None => None,
+    };
+    let started = Instant::now();
+    let mut backoff = settings.initial_backoff;
+    let mut attempts = 0u32;
+    let presented = Arc::new(Mutex::new(None::<PublicKey>));
+    let (handle, key) = loop {
+        attempts += 1;
+        let config = Arc::new(client::Config {
+            inactivity_timeout: Some(settings.command_timeout * 2),
+            ..Default::default()
+        });
+        let handler = KeyCheck {
+            expected: expected.clone(),
+            presented: presented.clone(),
+        };
+        let attempt = tokio::time::timeout(
+            settings.connect_timeout,
+            client::connect(config, (target.host.as_str(), target.port), handler),
+        )
+        .await;
+        let last = match attempt {
+            Ok(Ok(handle)) => {
+                let key = presented.lock().ok().and_then(|k| k.clone());
+                match key {
+                    Some(key) => break (handle, key),
+                    None => "the server presented no host key".to_owned(),
+                }
+            }
+            Ok(Err(russh::Error::UnknownKey)) => {
+                let shown = presented
+                    .lock()
+                    .ok()
+                    .and_then(|k| k.as_ref().and_then(|k| k.to_openssh().ok()))
+                    .unwrap_or_default();
+                let presented = fingerprint(&shown);
+                return Err(match (&target.pinned_key, &target.known_key) {
+                    (Some(pinned), _) => PushError::HostKeyPinned {
+                        addr,
+                        pinned: fingerprint(pinned),
+                        presented,
+                    },
+                    (None, Some(known)) => PushError::HostKeyChanged {
+                        addr,
+                        recorded: fingerprint(known),
+                        presented,
+                    },
+                    (None, None) => PushError::Session {
+                        addr,
+                        detail: "host key refused".into(),
+                        transcript: String::new(),
+                    },
+                });
+            }
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => format!("no SSH handshake within {:?}", settings.connect_timeout),
+        };
+        let now = Instant::now();
+        if now + backoff >= deadline {
+            return Err(PushError::Connect {
+                addr,
+                waited_s: started.elapsed().as_secs(),
+                attempts,
+                last,
+            });
+        }
+        tracing::debug!(%addr, attempts, "SSH not ready yet ({last}); retrying in {backoff:?}");
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(settings.max_backoff);
+    };
+    let host_key = key.to_openssh().unwrap_or_default();
+    let mut handle = handle;
+    let user = target.credential.username.clone();
+    let (auth, method) = match &target.credential.secret {
+        Secret::Password(password) => (
+            handle
+                .authenticate_password(user.clone(), password.clone())
+                .await,
+            "password",
+        ),
+        Secret::Key(key) => {
+            let hash = handle
+                .best_supported_rsa_hash()
+                .await
+                .ok()
+                .flatten()
+                .flatten();
+            (
+                handle
+                    .authenticate_publickey(
+                        user.clone(),
+                        PrivateKeyWithHashAlg::new(key.clone(), hash),
+                    )
+                    .await,
+                "public key",
+            )
+        }
+    };
+    match auth {
+        Ok(r) if r.success() => {}
+        Ok(_) => return Err(PushError::Auth { user, addr, method }),
+        Err(e) => {
+            return Err(PushError::Session {
+                addr,
+                detail: format!("authentication: {e}"),
+                transcript: String::new(),
+            });
+        }
+    }
+    let mask = target.credential.secret_text();
+    let mut shell = driver::Shell::open(&handle, &addr, settings.command_timeout, mask).await?;
+    let result = shell.configure(target.platform, lines, save).await;
+    let _ = handle
+        .disconnect(russh::Disconnect::ByApplication, "done", "en")
+        .await;
+    let transcript = result?;
+    Ok(Pushed {
+        transcript,
+        host_key,
+        lines: lines.len(),
+        attempts,
+    })
+}
