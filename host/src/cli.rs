@@ -54,6 +54,17 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Show the provisioning state of every device (or one) from a running ztpd.
+    Status {
+        /// Base URL of the running ztpd.
+        #[arg(long, default_value = "http://127.0.0.1:8080", env = "ZTPD_URL")]
+        url: String,
+        /// Bearer token of the status API, if it requires one.
+        #[arg(long, env = "ZTPD_API_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// One device (serial): its events and the end of its transcript.
+        device: Option<String>,
+    },
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<Config> {
@@ -113,6 +124,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             use std::io::Write;
             std::io::stdout().write_all(&body)?;
             Ok(())
+        }
+        Command::Status { url, token, device } => {
+            crate::status::print(&url, token.as_deref(), device.as_deref()).await
         }
         Command::Check { config } => {
             let config = load_config(config.as_ref())?;

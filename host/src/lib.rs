@@ -27,7 +27,7 @@
 //! - [`ssh`]: the SSH pusher (russh) with IOS XE and EOS drivers, host-key checks.
 //! - [`credentials`]: secrets a plan names; never enter the sandbox.
 //! - [`callback_token`]: HMAC tokens that authenticate IOS XE call-backs.
-//! - [`server`], [`cli`]: process lifecycle and the command line.
+//! - [`server`], [`cli`], [`status`]: process lifecycle, the command line, `ztpd status`.
 //!
 //! ## Errors
 //!
@@ -49,6 +49,7 @@ pub mod request;
 pub mod server;
 pub mod service;
 pub mod ssh;
+pub mod status;
 pub mod store;
 pub mod templates;
 pub mod tenant;

@@ -1,6 +1,8 @@
 //! Shared test environment for ztpd's end-to-end tests: where the built policies are, a
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
+pub mod sim;
+
 use std::path::{Path, PathBuf};
 
 use tokio::sync::oneshot;
@@ -52,6 +54,99 @@ limits = {{ {limits} }}
         policy = policy(policy_name).display(),
         root = root.display(),
     )
+}
+
+/// An inventory of the seed's IOS XE devices `serials`, each told to skip the boot wait
+/// and take SSH on `ssh_port` of the call-back's source address (loopback in tests: the
+/// seed's 10.x management addresses are never contacted). Returns its path.
+pub fn iosxe_inventory(dir: &Path, serials: &[&str], ssh_port: u16, wait_s: u32) -> PathBuf {
+    let seed = std::fs::read_to_string(repo_root().join("inventory/iosxe/inventory.yaml"))
+        .expect("read the IOS XE inventory");
+    let all: serde_json::Map<String, serde_json::Value> =
+        serde_norway::from_str(&seed).expect("parse the IOS XE inventory");
+    let mut out = serde_json::Map::new();
+    for serial in serials {
+        let mut record = all.get(*serial).cloned().unwrap_or_else(|| {
+            // More devices than the seed has: clone the first one under a new serial.
+            let mut r = all.values().next().cloned().expect("a device");
+            r["serial"] = (*serial).into();
+            r["hostname"] = format!("lab-{serial}").into();
+            r
+        });
+        record["ssh_port"] = ssh_port.into();
+        record["ztp_wait_s"] = wait_s.into();
+        out.insert((*serial).to_owned(), record);
+    }
+    let path = dir.join("inventory.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&out).expect("json"))
+        .expect("write inventory");
+    path
+}
+
+/// Configuration text for one default tenant running the IOS XE call-back policy on
+/// `inventory`, with the temporary credential `ztp` / `password`.
+pub fn iosxe_config(inventory: &Path, password: &str, extra: &str) -> String {
+    let root = repo_root();
+    format!(
+        r#"
+listen = "127.0.0.1:0"
+{extra}
+[[tenants]]
+name = "default"
+default = true
+templates = "{root}/templates"
+inventory = {{ file = "{inventory}", key = "serial" }}
+[tenants.policies]
+cisco-iosxe = "{policy}"
+[tenants.callback]
+script_credential = "ztp"
+[tenants.credentials.ztp]
+username = "ztp"
+password = "{password}"
+"#,
+        root = root.display(),
+        inventory = inventory.display(),
+        policy = policy("iosxe_callback").display(),
+    )
+}
+
+/// The token in a served IOS XE script (`TOKEN = "..."`).
+pub fn script_token(script: &str) -> String {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("TOKEN = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("the script carries a token")
+        .to_owned()
+}
+
+/// Poll the status API until the device's job is done or failed (bounded).
+pub async fn wait_for_job(
+    base: &str,
+    serial: &str,
+    within: std::time::Duration,
+) -> serde_json::Value {
+    let http = client();
+    let deadline = std::time::Instant::now() + within;
+    loop {
+        let r = http
+            .get(format!("{base}/api/v1/devices/{serial}"))
+            .send()
+            .await
+            .expect("status API");
+        if r.status().is_success() {
+            let v: serde_json::Value = r.json().await.expect("status JSON");
+            if matches!(v["state"].as_str(), Some("done" | "failed")) {
+                return v;
+            }
+            if std::time::Instant::now() > deadline {
+                panic!("job of {serial} not finished within {within:?}: {v:#}");
+            }
+        } else if std::time::Instant::now() > deadline {
+            panic!("no job for {serial} within {within:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
 }
 
 /// The rendered configs Python Jinja2 produced for all 1000 demo switches.
