@@ -19,13 +19,17 @@ policies: wasm-target
 wasm-target:
     @rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
-# Python tools the tests use (Jinja2 for fixtures), in a project-local venv.
+# Python tools the tests use (Jinja2 for fixtures, fakenos as an SSH peer), in a local venv.
 venv:
     @test -x {{venv}}/bin/python || python3 -m venv {{venv}}
-    @{{venv}}/bin/python -c 'import jinja2' 2>/dev/null || {{venv}}/bin/pip install --quiet jinja2 pyyaml
+    @{{venv}}/bin/python -c 'import jinja2, fakenos' 2>/dev/null || {{venv}}/bin/pip install --quiet jinja2 pyyaml -r tests/peers/requirements.txt
+
+# System packages the tests start (OpenSSH's sshd as an SSH peer); needs root.
+peers:
+    @test -x /usr/sbin/sshd || (apt-get update -qq && apt-get install -y -qq openssh-server)
 
 # Format check, lints, unit and end-to-end tests.
-test: policies venv
+test: policies venv peers
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build -p ztpd

@@ -1,6 +1,7 @@
 //! Shared test environment for ztpd's end-to-end tests: where the built policies are, a
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
+pub mod peers;
 pub mod sim;
 
 use std::path::{Path, PathBuf};
@@ -166,7 +167,7 @@ pub struct TestServer {
 impl TestServer {
     /// Start ztpd with this configuration text; data goes to a temp folder.
     pub async fn start(test: &str, config_text: &str) -> TestServer {
-        let dir = temp_dir(test);
+        let dir = temp_dir(&format!("{test}-server"));
         let config = ztpd::config::Config::parse(
             &format!(
                 "data_dir = \"{}\"\n{config_text}",
@@ -205,6 +206,76 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// The ztpd binary (`cargo build -p ztpd`, which `just test` runs first).
+pub fn ztpd_binary() -> PathBuf {
+    let path = repo_root().join("target/debug/ztpd");
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo build -p ztpd`",
+        path.display()
+    );
+    path
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// ztpd running as its own process, killed when dropped.
+pub struct ZtpdProcess {
+    pub base: String,
+    child: std::process::Child,
+}
+
+impl ZtpdProcess {
+    /// Start `ztpd serve --config <config>` on `port` and wait until it answers /ping.
+    pub async fn start(config: &Path, port: u16, log: &Path) -> ZtpdProcess {
+        Self::start_binary(&ztpd_binary(), config, port, log).await
+    }
+
+    pub async fn start_binary(binary: &Path, config: &Path, port: u16, log: &Path) -> ZtpdProcess {
+        let log = std::fs::File::create(log).expect("log file");
+        let child = std::process::Command::new(binary)
+            .args(["serve", "--config"])
+            .arg(config)
+            .env("ZTPD_LISTEN", format!("127.0.0.1:{port}"))
+            .env("RUST_LOG", "info")
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start ztpd");
+        let base = format!("http://127.0.0.1:{port}");
+        let http = client();
+        for _ in 0..300 {
+            if http.get(format!("{base}/ping")).send().await.is_ok() {
+                return ZtpdProcess { base, child };
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("ztpd did not answer on {base} within 15 s");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ZtpdProcess {
+    fn drop(&mut self) {
+        self.kill9();
     }
 }
 

@@ -20,6 +20,10 @@ pub type Received = Arc<Mutex<HashMap<String, Vec<String>>>>;
 pub struct SimDevices {
     pub addr: SocketAddr,
     pub received: Received,
+    /// How many configurations each hostname received.
+    pub pushes: Arc<Mutex<HashMap<String, usize>>>,
+    /// Sessions open at once (the push concurrency seen from the devices' side).
+    pub sessions: Arc<Concurrency>,
     _stop: tokio::sync::oneshot::Sender<()>,
 }
 
@@ -28,13 +32,34 @@ struct Sim {
     username: String,
     password: String,
     received: Received,
+    pushes: Arc<Mutex<HashMap<String, usize>>>,
+    sessions: Arc<Concurrency>,
+}
+
+/// Counts sessions open at once, and the most seen.
+#[derive(Default)]
+pub struct Concurrency {
+    pub now: std::sync::atomic::AtomicUsize,
+    pub peak: std::sync::atomic::AtomicUsize,
 }
 
 struct SimSession {
     sim: Sim,
+    counted: bool,
     pending: Vec<u8>,
     in_config: bool,
     lines: Vec<String>,
+}
+
+impl Drop for SimSession {
+    fn drop(&mut self) {
+        if self.counted {
+            self.sim
+                .sessions
+                .now
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 impl russh::server::Server for Sim {
@@ -43,6 +68,7 @@ impl russh::server::Server for Sim {
     fn new_client(&mut self, _peer: Option<SocketAddr>) -> SimSession {
         SimSession {
             sim: self.clone(),
+            counted: false,
             pending: Vec::new(),
             in_config: false,
             lines: Vec::new(),
@@ -70,6 +96,9 @@ impl SimSession {
                     .find_map(|l| l.strip_prefix("hostname "))
                     .unwrap_or("?")
                     .to_owned();
+                if let Ok(mut c) = self.sim.pushes.lock() {
+                    *c.entry(host.clone()).or_default() += 1;
+                }
                 if let Ok(mut r) = self.sim.received.lock() {
                     r.insert(host, lines);
                 }
@@ -107,6 +136,12 @@ impl russh::server::Handler for SimSession {
         _c: Channel<Msg>,
         _s: &mut Session,
     ) -> Result<bool, Self::Error> {
+        use std::sync::atomic::Ordering;
+        if !self.counted {
+            self.counted = true;
+            let now = self.sim.sessions.now.fetch_add(1, Ordering::Relaxed) + 1;
+            self.sim.sessions.peak.fetch_max(now, Ordering::Relaxed);
+        }
         Ok(true)
     }
 
@@ -182,10 +217,14 @@ impl SimDevices {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let received: Received = Arc::default();
+        let pushes: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+        let sessions: Arc<Concurrency> = Arc::default();
         let mut sim = Sim {
             username: username.to_owned(),
             password: password.to_owned(),
             received: received.clone(),
+            pushes: pushes.clone(),
+            sessions: sessions.clone(),
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
@@ -198,6 +237,8 @@ impl SimDevices {
         Ok(SimDevices {
             addr,
             received,
+            pushes,
+            sessions,
             _stop: stop,
         })
     }

@@ -1,0 +1,254 @@
+//! Pushes to real SSH servers nobody on this project wrote: fakenos impersonating Cisco
+//! IOS XE (reached through the whole seed flow: the served script runs under python3 with
+//! a stand-in `cli` module and calls back), and OpenSSH's sshd. Then the faults: a device
+//! whose SSH comes up late, a wrong password, a rejected line, a changed host key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use ztpd_e2e::peers::{Fakenos, SSHD_PASSWORD, SSHD_USER, Sshd};
+use ztpd_e2e::{
+    TestServer, client, free_port, iosxe_config, iosxe_inventory, repo_root, script_token,
+    temp_dir, wait_for_job,
+};
+
+const SERIAL: &str = "FOC2101B001";
+
+fn golden(serial: &str) -> String {
+    std::fs::read_to_string(repo_root().join(format!("tests/fixtures/iosxe_{serial}.txt"))).unwrap()
+}
+
+/// ztpd serving the IOS XE policy for `serials`, whose pushes go to 127.0.0.1:`port`
+/// as `user`/`password`.
+async fn ztpd(
+    test: &str,
+    dir: &Path,
+    serials: &[&str],
+    port: u16,
+    user: &str,
+    password: &str,
+) -> TestServer {
+    let inventory = iosxe_inventory(dir, serials, port, 0);
+    let config = iosxe_config(
+        &inventory,
+        password,
+        "[jobs]\nssh_command_timeout_s = 20\njob_timeout_s = 180\n",
+    )
+    .replace("username = \"ztp\"", &format!("username = \"{user}\""));
+    TestServer::start(test, &config).await
+}
+
+async fn call_back(srv: &TestServer, serial: &str) {
+    let script = client()
+        .get(srv.url("/script.py"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = client()
+        .post(srv.url("/callback"))
+        .header("X-Serial-Number", serial)
+        .header("X-Ztpd-Token", script_token(&script))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn seed_flow_end_to_end_with_fakenos() {
+    let dir = temp_dir("fakenos-e2e");
+    let password = "fakenos-ztp-pw";
+    let device = Fakenos::start(&dir, 0, "ztp", password);
+    let srv = ztpd("fakenos-e2e", &dir, &[SERIAL], device.port, "ztp", password).await;
+
+    // The device fetches the script and runs it: python3 with the stand-in `cli` module.
+    let script = client()
+        .get(srv.url("/script.py"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let script_path = dir.join("script.py");
+    std::fs::write(&script_path, &script).unwrap();
+    let cli_record = dir.join("cli.jsonl");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script_path)
+        .env("PYTHONPATH", repo_root().join("tests/peers/cli_standin"))
+        .env("ZTP_SERIAL", SERIAL)
+        .env("ZTP_MODEL", "C9300-48P")
+        .env("ZTP_CLI_RECORD", &cli_record)
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("callback: 200"), "{stdout}");
+    // The script created the temporary user it told ztpd about.
+    let cli_calls = std::fs::read_to_string(&cli_record).unwrap();
+    assert!(
+        cli_calls.contains(&format!("username ztp privilege 15 secret 0 {password}")),
+        "{cli_calls}"
+    );
+
+    let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(150)).await;
+    assert_eq!(job["state"], "done", "{job:#}");
+    let want: Vec<String> = ztpd::ssh::config_lines(&golden(SERIAL))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(
+        device.received(),
+        want,
+        "fakenos received exactly the rendered config"
+    );
+    assert_eq!(job["source_ip"], "127.0.0.1");
+}
+
+#[tokio::test]
+async fn push_to_openssh_sshd() {
+    let dir = temp_dir("sshd-push");
+    let sshd = Sshd::start(&dir.join("sshd"), free_port());
+    let srv = ztpd(
+        "sshd-push",
+        &dir,
+        &[SERIAL],
+        sshd.port,
+        SSHD_USER,
+        SSHD_PASSWORD,
+    )
+    .await;
+    call_back(&srv, SERIAL).await;
+    let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "done", "{job:#}");
+    let want: Vec<String> = ztpd::ssh::config_lines(&golden(SERIAL))
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(sshd.received(), want);
+    assert!(!job["transcript"].as_str().unwrap().contains(SSHD_PASSWORD));
+}
+
+#[tokio::test]
+async fn ssh_that_comes_up_late_is_retried() {
+    let dir = temp_dir("sshd-late");
+    let port = free_port();
+    let srv = ztpd("sshd-late", &dir, &[SERIAL], port, SSHD_USER, SSHD_PASSWORD).await;
+    call_back(&srv, SERIAL).await;
+    // The device's SSH opens 3 s after the call-back.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let sshd = Sshd::start(&dir.join("sshd"), port);
+    let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "done", "{job:#}");
+    let events = job["events"].to_string();
+    assert!(
+        !events.contains("(1 connection attempts)"),
+        "it took more than one attempt: {events}"
+    );
+    assert!(!sshd.received().is_empty());
+}
+
+#[tokio::test]
+async fn wrong_password_fails_saying_authentication() {
+    let dir = temp_dir("sshd-auth");
+    let sshd = Sshd::start(&dir.join("sshd"), free_port());
+    let srv = ztpd(
+        "sshd-auth",
+        &dir,
+        &[SERIAL],
+        sshd.port,
+        SSHD_USER,
+        "not-the-password",
+    )
+    .await;
+    call_back(&srv, SERIAL).await;
+    let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "failed");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("authentication failed") && error.contains(SSHD_USER),
+        "{error}"
+    );
+    assert!(!error.contains("not-the-password"));
+    assert!(sshd.received().is_empty());
+}
+
+#[tokio::test]
+async fn a_rejected_line_fails_the_job_naming_the_line() {
+    let dir = temp_dir("sshd-reject");
+    let sshd = Sshd::start(&dir.join("sshd"), free_port());
+    let inventory = iosxe_inventory(&dir, &[SERIAL], sshd.port, 0);
+    // One interface description the device refuses.
+    let text = std::fs::read_to_string(&inventory).unwrap().replacen(
+        "uplink-fra2-73",
+        "uplink ztpd-reject-me",
+        1,
+    );
+    std::fs::write(&inventory, text).unwrap();
+    let config = iosxe_config(&inventory, SSHD_PASSWORD, "")
+        .replace("username = \"ztp\"", &format!("username = \"{SSHD_USER}\""));
+    let srv = TestServer::start("sshd-reject", &config).await;
+    call_back(&srv, SERIAL).await;
+    let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "failed");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("description uplink ztpd-reject-me"),
+        "names the line: {error}"
+    );
+    assert!(
+        error.contains("% Invalid input"),
+        "gives the device's words: {error}"
+    );
+    assert!(
+        job["transcript"]
+            .as_str()
+            .unwrap()
+            .contains("ztpd-reject-me"),
+        "transcript kept"
+    );
+}
+
+#[tokio::test]
+async fn a_changed_host_key_is_refused() {
+    let dir = temp_dir("sshd-hostkey");
+    let port = free_port();
+    let second = "FOC2111B011";
+    let srv = ztpd(
+        "sshd-hostkey",
+        &dir,
+        &[SERIAL, second],
+        port,
+        SSHD_USER,
+        SSHD_PASSWORD,
+    )
+    .await;
+    {
+        let _first = Sshd::start(&dir.join("sshd-a"), port);
+        call_back(&srv, SERIAL).await;
+        let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
+        assert_eq!(job["state"], "done", "{job:#}");
+    }
+    // Another device answers on the same address with a different host key.
+    let impostor = Sshd::start(&dir.join("sshd-b"), port);
+    call_back(&srv, second).await;
+    let job = wait_for_job(&srv.base, second, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "failed");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("host key") && error.contains("changed since first use"),
+        "{error}"
+    );
+    assert!(
+        impostor.received().is_empty(),
+        "nothing was pushed to the impostor"
+    );
+}
