@@ -251,15 +251,19 @@ impl ZtpdProcess {
             .stderr(log)
             .spawn()
             .expect("start ztpd");
-        let base = format!("http://127.0.0.1:{port}");
+        // Owned by the guard at once: if ztpd never answers, dropping it kills the child.
+        let process = ZtpdProcess {
+            base: format!("http://127.0.0.1:{port}"),
+            child,
+        };
         let http = client();
         for _ in 0..300 {
-            if http.get(format!("{base}/ping")).send().await.is_ok() {
-                return ZtpdProcess { base, child };
+            if http.get(format!("{}/ping", process.base)).send().await.is_ok() {
+                return process;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
-        panic!("ztpd did not answer on {base} within 15 s");
+        panic!("ztpd did not answer on {} within 15 s", process.base);
     }
 
     pub fn pid(&self) -> u32 {
