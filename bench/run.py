@@ -7,6 +7,12 @@
    rotate.lua script over the same 100 MACs): ztpd's /dynconfig, ztpd's static /ping in the
    same binary, and the baseline's Flask app under gunicorn (2 sync workers).
 3. ztpd's idle RSS after start-up.
+4. IOS XE call-backs: wrk POSTs /callback with X-Serial-Number over the baseline's 100
+   serials (and a valid call-back token for ztpd) against ztpd and the baseline's FastAPI
+   app under uvicorn with 2 workers. A device calling back while its job runs is
+   acknowledged without a second job, so after the first 100 this is ztpd's ACK path.
+5. Mass run: 2,000 simulated devices (an in-process russh device simulator) fetch the
+   script, call back and all receive their config (cargo bench -p ztpd-e2e --bench mass_run).
 
 The baseline is copied to a scratch folder first (../shared is read-only). Servers listen
 on loopback only. Results go to target/bench/<stamp>.json; ratios are what to compare,
@@ -37,8 +43,10 @@ def log(msg):
 
 def ensure_python_deps():
     py = os.path.join(VENV, "bin", "python")
-    need = [m for m in ("flask", "gunicorn", "jinja2")
-            if subprocess.call([py, "-c", f"import {m}"], stderr=subprocess.DEVNULL) != 0]
+    need = [pkg for mod, pkg in (("flask", "flask"), ("gunicorn", "gunicorn"), ("jinja2", "jinja2"),
+                                 ("fastapi", "fastapi"), ("uvicorn", "uvicorn[standard]"),
+                                 ("yaml", "pyyaml"))
+            if subprocess.call([py, "-c", f"import {mod}"], stderr=subprocess.DEVNULL) != 0]
     if need:
         subprocess.check_call([py, "-m", "pip", "install", "--quiet", *need])
 
@@ -92,10 +100,11 @@ class Server:
         self.log.close()
 
 
-def wrk(port, path, header=None, keyfile=None, duration=DURATION, scratch=None):
-    cmd = ["wrk", "-t2", "-c32", f"-d{duration}s", "--timeout", "10s",
+def wrk(port, path, header=None, keyfile=None, duration=DURATION, scratch=None, method="GET",
+        extra=()):
+    cmd = ["wrk", "-t2", "-c32", f"-d{duration}s", "--timeout", "10s", *extra,
            "-s", os.path.join(scratch, "wrk", "rotate.lua"),
-           f"http://127.0.0.1:{port}{path}", "--", "GET"]
+           f"http://127.0.0.1:{port}{path}", "--", method]
     if header:
         cmd += [header, os.path.join(scratch, keyfile)]
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 60).stdout
@@ -107,10 +116,11 @@ def wrk(port, path, header=None, keyfile=None, duration=DURATION, scratch=None):
     return r
 
 
-def measure(server, path, scratch, header=None, keyfile=None):
-    wrk(server.port, path, header, keyfile, duration=WARMUP, scratch=scratch)
+def measure(server, path, scratch, header=None, keyfile=None, method="GET", extra=()):
+    wrk(server.port, path, header, keyfile, duration=WARMUP, scratch=scratch, method=method,
+        extra=extra)
     peak = 0
-    r = wrk(server.port, path, header, keyfile, scratch=scratch)
+    r = wrk(server.port, path, header, keyfile, scratch=scratch, method=method, extra=extra)
     peak = max(peak, rss_kib(server.proc.pid) / 1024)
     r["rss_after_mib"] = peak
     log(f"  {server.name:22s} {path:11s} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  "
@@ -123,6 +133,20 @@ def policy_call_bench():
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     line = next(l for l in out.splitlines() if l.startswith("BENCHJSON "))
     return json.loads(line[len("BENCHJSON "):])
+
+
+def mass_run_bench():
+    out = subprocess.run(["cargo", "bench", "-q", "-p", "ztpd-e2e", "--bench", "mass_run"],
+                         cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("BENCHJSON "))
+    return json.loads(line[len("BENCHJSON "):])
+
+
+def script_token(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/script.py", timeout=5) as r:
+        script = r.read().decode()
+    line = next(l for l in script.splitlines() if l.startswith("TOKEN = "))
+    return json.loads(line[len("TOKEN = "):])
 
 
 def main():
@@ -140,17 +164,28 @@ def main():
 
     scratch = tempfile.mkdtemp(prefix="ztpd-bench-baseline-")
     try:
-        for part in ("arista", "keys", "wrk"):
+        for part in ("arista", "iosxe", "keys", "wrk"):
             shutil.copytree(os.path.join(BASELINE, part), os.path.join(scratch, part))
         data_dir = tempfile.mkdtemp(prefix="ztpd-bench-data-")
         log(f"HTTP, wrk -t2 -c32 -d{DURATION}s over 100 MACs:")
-        ztpd = Server("ztpd", [ZTPD, "serve"], 18080, ROOT,
-                      env={"ZTPD_LISTEN": "127.0.0.1:18080", "RUST_LOG": "warn"})
+        ztpd_env = {"ZTPD_LISTEN": "127.0.0.1:18080", "RUST_LOG": "warn", "ZTPD_DATA_DIR": data_dir}
+        # First start compiles the policies (and fills the compiled cache); the second,
+        # like every restart, loads them from the cache.
+        cold = Server("ztpd-cold", [ZTPD, "serve"], 18080, ROOT, env=ztpd_env)
+        results["ztpd_idle_rss_cold_mib"] = cold.idle_rss_mib
+        results["ztpd_ready_cold_s"] = cold.ready_s
+        cold.stop()
+        ztpd = Server("ztpd", [ZTPD, "serve"], 18080, ROOT, env=ztpd_env)
         results["ztpd_idle_rss_mib"] = ztpd.idle_rss_mib
+        results["ztpd_ready_s"] = ztpd.ready_s
         try:
             results["ztpd_dynconfig"] = measure(ztpd, "/dynconfig", scratch,
                                                 "X-Arista-SystemMAC", "keys/macs100.txt")
             results["ztpd_ping"] = measure(ztpd, "/ping", scratch)
+            token = script_token(18080)
+            results["ztpd_callback"] = measure(ztpd, "/callback", scratch, "X-Serial-Number",
+                                               "keys/serials100.txt", method="POST",
+                                               extra=("-H", f"X-Ztpd-Token: {token}"))
         finally:
             ztpd.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
@@ -163,24 +198,50 @@ def main():
                                                     "X-Arista-SystemMAC", "keys/macs100.txt")
         finally:
             gunicorn.stop()
+        uvicorn = Server("fastapi-uvicorn-2w",
+                         [os.path.join(VENV, "bin", "uvicorn"), "main:app", "--workers", "2",
+                          "--host", "127.0.0.1", "--port", "18004", "--log-level", "warning"],
+                         18004, os.path.join(scratch, "iosxe"))
+        try:
+            results["fastapi_callback"] = measure(uvicorn, "/callback", scratch, "X-Serial-Number",
+                                                  "keys/serials100.txt", method="POST")
+        finally:
+            uvicorn.stop()
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
+    log("mass run, 2000 simulated devices:")
+    mr = mass_run_bench()
+    results["mass_run"] = mr
+    log(f"  {mr['received']}/{mr['devices']} configured in {mr['wall_s']:.1f} s, peak RSS "
+        f"{mr['peak_rss_mib']:.1f} MiB, push concurrency {mr['push_concurrency_peak']}")
+
     z, s, g = (results[k]["rps"] for k in ("ztpd_dynconfig", "ztpd_ping", "gunicorn_dynconfig"))
+    zc, fc = results["ztpd_callback"]["rps"], results["fastapi_callback"]["rps"]
     rows = [
         ("/dynconfig vs gunicorn Flask (2 workers)", f"{z / g:.1f}x", ">= 10x", z / g >= 10),
         ("/dynconfig vs static /ping, same binary", f"{100 * z / s:.0f}%", ">= 50%", z / s >= 0.5),
         ("policy call p50", f"{pc['policy_call_p50_us']:.1f} µs", "<= 15 µs",
          pc["policy_call_p50_us"] <= 15),
         ("policy call p99", f"{pc['policy_call_p99_us']:.1f} µs", "", True),
-        ("ztpd idle RSS", f"{results['ztpd_idle_rss_mib']:.1f} MiB", "<= 30 MiB",
-         results["ztpd_idle_rss_mib"] <= 30),
+        ("ztpd idle RSS (restart, compiled cache)", f"{results['ztpd_idle_rss_mib']:.1f} MiB",
+         "<= 30 MiB", results["ztpd_idle_rss_mib"] <= 30),
+        ("ztpd idle RSS (first start, compiling)", f"{results['ztpd_idle_rss_cold_mib']:.1f} MiB",
+         "", True),
+        ("/callback ACKs vs FastAPI (2 workers)", f"{zc / fc:.1f}x", ">= 10x", zc / fc >= 10),
+        ("mass run: 2000 devices configured", f"{mr['received']} in {mr['wall_s']:.1f} s", "all",
+         mr["received"] == mr["devices"]),
+        ("mass run: ztpd peak RSS", f"{mr['peak_rss_mib']:.1f} MiB", "<= 300 MiB",
+         mr["peak_rss_mib"] <= 300),
+        ("mass run: push concurrency", f"{mr['push_concurrency_peak']} (limit {mr['push_limit']})",
+         "", True),
     ]
     results["summary"] = [{"what": w, "value": v, "target": t, "met": m} for w, v, t, m in rows]
     log("\n| measure | value | target | met |\n|---|---|---|---|")
     for w, v, t, m in rows:
         log(f"| {w} | {v} | {t} | {'yes' if m else ('NO' if t else '')} |")
-    log(f"\nreq/s: ztpd /dynconfig {z:.0f}, ztpd /ping {s:.0f}, gunicorn /dynconfig {g:.0f}")
+    log(f"\nreq/s: ztpd /dynconfig {z:.0f}, ztpd /ping {s:.0f}, gunicorn /dynconfig {g:.0f}, "
+        f"ztpd /callback {zc:.0f}, FastAPI /callback {fc:.0f}")
     out_dir = os.path.join(ROOT, "target", "bench")
     os.makedirs(out_dir, exist_ok=True)
     out = os.path.join(out_dir, dt.datetime.now().strftime("%Y%m%d-%H%M%S") + ".json")

@@ -34,6 +34,8 @@ pub const DEMO_CONFIG: &str = include_str!("../../ztpd.toml");
 pub const DEMO_BASE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
 /// Environment variable that overrides the listen address.
 pub const LISTEN_ENV: &str = "ZTPD_LISTEN";
+/// Environment variable that overrides the data directory.
+pub const DATA_DIR_ENV: &str = "ZTPD_DATA_DIR";
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -251,6 +253,7 @@ impl Config {
                     .engine
                     .max_memory_mib
                     .map_or(d.max_memory_bytes, |m| (m as usize) << 20),
+                cache_dir: None,
             }
         };
         if engine.max_instances == 0 {
@@ -402,10 +405,18 @@ impl Config {
             ),
             None => None,
         };
+        let data_dir = match std::env::var_os(DATA_DIR_ENV) {
+            Some(dir) => PathBuf::from(dir),
+            None => resolve(&raw.data_dir.unwrap_or_else(|| PathBuf::from("ztpd-data"))),
+        };
+        let engine = EngineConfig {
+            cache_dir: Some(data_dir.join("compiled")),
+            ..engine
+        };
         Ok(Config {
             origin: origin.to_owned(),
             listen,
-            data_dir: resolve(&raw.data_dir.unwrap_or_else(|| PathBuf::from("ztpd-data"))),
+            data_dir,
             engine,
             jobs,
             api_token,

@@ -5,8 +5,9 @@
 //! and MAC-valued fields are normalised on load, and lookups normalise the query, so
 //! `001c.7300.0001` finds the record stored under `00:1C:73:00:00:01`.
 //!
-//! Records are serialised to JSON once on load: a lookup hands the policy a shared string,
-//! with no per-request serialisation.
+//! Records are kept as JSON text (a lookup hands the policy a shared string, with no
+//! per-request serialisation) plus their top-level scalar fields for lookups by field;
+//! no parsed trees stay in memory, so a thousand-device inventory costs about its size.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -98,7 +99,8 @@ impl Inventory {
 
 struct Record {
     key: String,
-    value: serde_json::Value,
+    /// Top-level fields that are strings, numbers or booleans, as JSON values.
+    scalars: Vec<(Box<str>, serde_json::Value)>,
     json: Arc<str>,
 }
 
@@ -139,47 +141,84 @@ impl FileInventory {
             path.extension().and_then(|e| e.to_str()),
             Some("yaml" | "yml")
         );
-        let root: serde_json::Value = if is_yaml {
-            serde_norway::from_str(&text).map_err(|e| InventoryError::Parse {
+        Self::from_text(path, key_kind, text, is_yaml)
+    }
+
+    /// Parse inventory text (`path` is for messages).
+    pub fn from_text(
+        path: &Path,
+        key_kind: KeyKind,
+        text: String,
+        is_yaml: bool,
+    ) -> Result<Self, InventoryError> {
+        let text = if is_yaml {
+            // Stream YAML into JSON text: no parsed tree of the whole file in between.
+            let mut json = Vec::with_capacity(text.len());
+            let mut ser = serde_json::Serializer::new(&mut json);
+            serde_transcode::transcode(serde_norway::Deserializer::from_str(&text), &mut ser)
+                .map_err(|e| InventoryError::Parse {
+                    path: path.to_owned(),
+                    format: "YAML",
+                    detail: e.to_string(),
+                })?;
+            String::from_utf8(json).map_err(|e| InventoryError::Parse {
                 path: path.to_owned(),
                 format: "YAML",
                 detail: e.to_string(),
             })?
         } else {
-            serde_json::from_str(&text).map_err(|e| InventoryError::Parse {
-                path: path.to_owned(),
-                format: "JSON",
-                detail: e.to_string(),
-            })?
+            text
         };
-        Self::from_value(path, key_kind, root)
+        // JSON: split the top-level map into per-record text without building trees.
+        let parse = |e: serde_json::Error| InventoryError::Parse {
+            path: path.to_owned(),
+            format: "JSON",
+            detail: e.to_string(),
+        };
+        let map = serde_json::from_str::<RawMap>(&text).map_err(parse)?.0;
+        let mut inv = Self::empty(path, key_kind, map.len());
+        for (key, raw) in map {
+            let json: Arc<str> = raw.get().into();
+            let scalars: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str::<ScalarFields>(raw.get())
+                    .map_err(|_| inv.shape(format!("the entry under {key:?} is not an object")))?
+                    .0;
+            inv.add(key, scalars, json)?;
+        }
+        Ok(inv)
     }
 
-    fn from_value(
-        path: &Path,
-        key_kind: KeyKind,
-        root: serde_json::Value,
-    ) -> Result<Self, InventoryError> {
-        let shape = |detail: String| InventoryError::Shape {
-            path: path.to_owned(),
-            key: key_kind.name(),
-            detail,
-        };
-        let serde_json::Value::Object(map) = root else {
-            return Err(shape("the file's top level is not a map".to_owned()));
-        };
-        let mut inv = FileInventory {
+    fn empty(path: &Path, key_kind: KeyKind, capacity: usize) -> Self {
+        FileInventory {
             path: path.to_owned(),
             key_kind,
-            records: Vec::with_capacity(map.len()),
-            by_key: HashMap::with_capacity(map.len()),
+            records: Vec::with_capacity(capacity),
+            by_key: HashMap::with_capacity(capacity),
             by_serial: HashMap::new(),
             by_mac: HashMap::new(),
-        };
-        for (key, value) in map {
-            if !value.is_object() {
-                return Err(shape(format!("the entry under {key:?} is not an object")));
-            }
+        }
+    }
+
+    fn shape(&self, detail: String) -> InventoryError {
+        InventoryError::Shape {
+            path: self.path.clone(),
+            key: self.key_kind.name(),
+            detail,
+        }
+    }
+
+    /// Index and keep one record.
+    fn add(
+        &mut self,
+        key: String,
+        scalars: serde_json::Map<String, serde_json::Value>,
+        json: Arc<str>,
+    ) -> Result<(), InventoryError> {
+        let inv = self;
+        let key_kind = inv.key_kind;
+        let path = inv.path.clone();
+        let value = &scalars;
+        {
             let index = inv.records.len();
             let primary = match key_kind {
                 KeyKind::Mac => {
@@ -208,10 +247,13 @@ impl FileInventory {
                 }
             }
             inv.by_key.insert(primary, index);
-            let json: Arc<str> = value.to_string().into();
-            inv.records.push(Record { key, value, json });
+            let scalars = scalars
+                .into_iter()
+                .map(|(k, v)| (k.into_boxed_str(), v))
+                .collect();
+            inv.records.push(Record { key, scalars, json });
         }
-        Ok(inv)
+        Ok(())
     }
 
     fn add_mac(&mut self, mac: Mac, index: usize, key: &str) -> Result<(), InventoryError> {
@@ -268,10 +310,13 @@ impl FileInventory {
                 // `24` finds a number field, `true` a boolean; anything else is text.
                 let as_json = serde_json::from_str::<serde_json::Value>(value).ok();
                 self.records.iter().position(|r| {
-                    r.value.get(other).is_some_and(|v| match v {
-                        serde_json::Value::String(s) => s == value,
-                        v => as_json.as_ref() == Some(v),
-                    })
+                    r.scalars
+                        .iter()
+                        .find(|(name, _)| &**name == other)
+                        .is_some_and(|(_, v)| match v {
+                            serde_json::Value::String(s) => s == value,
+                            v => as_json.as_ref() == Some(v),
+                        })
                 })
             }
         };
@@ -281,13 +326,75 @@ impl FileInventory {
     }
 }
 
+/// A JSON object's entries as raw text, in file order.
+struct RawMap(Vec<(String, Box<serde_json::value::RawValue>)>);
+
+impl<'de> serde::Deserialize<'de> for RawMap {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = RawMap;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a map from key to record")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut m: A) -> Result<RawMap, A::Error> {
+                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(0));
+                while let Some(entry) = m.next_entry()? {
+                    out.push(entry);
+                }
+                Ok(RawMap(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+/// An object's top-level scalar fields; nested objects and arrays are skipped unparsed.
+struct ScalarFields(serde_json::Map<String, serde_json::Value>);
+
+impl<'de> serde::Deserialize<'de> for ScalarFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = ScalarFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut m: A,
+            ) -> Result<ScalarFields, A::Error> {
+                let mut out = serde_json::Map::new();
+                while let Some(k) = m.next_key::<String>()? {
+                    let v: &serde_json::value::RawValue = m.next_value()?;
+                    let text = v.get();
+                    if !text.starts_with(['{', '[']) {
+                        let value = serde_json::from_str(text).map_err(serde::de::Error::custom)?;
+                        out.insert(k, value);
+                    }
+                }
+                Ok(ScalarFields(out))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
 
+    fn parse(
+        path: &str,
+        kind: KeyKind,
+        v: serde_json::Value,
+    ) -> Result<FileInventory, InventoryError> {
+        FileInventory::from_text(Path::new(path), kind, v.to_string(), false)
+    }
+
     fn inv(kind: KeyKind, v: serde_json::Value) -> FileInventory {
-        FileInventory::from_value(Path::new("test.json"), kind, v).unwrap()
+        parse("test.json", kind, v).unwrap()
     }
 
     #[test]
@@ -335,8 +442,8 @@ mod tests {
 
     #[test]
     fn duplicate_macs_are_refused() {
-        let err = FileInventory::from_value(
-            Path::new("dup.json"),
+        let err = parse(
+            "dup.json",
             KeyKind::Mac,
             json!({"00:1c:73:00:00:01": {}, "001c.7300.0001": {}}),
         )
@@ -346,13 +453,31 @@ mod tests {
 
     #[test]
     fn bad_shapes_say_what_is_wrong() {
-        let err = FileInventory::from_value(Path::new("x.json"), KeyKind::Mac, json!([1]))
+        let err = parse("x.json", KeyKind::Mac, json!([1]))
             .unwrap_err()
             .to_string();
         assert!(err.contains("x.json") && err.contains("map"), "{err}");
-        let err = FileInventory::from_value(Path::new("x.json"), KeyKind::Mac, json!({"zz": {}}))
+        let err = parse("x.json", KeyKind::Mac, json!({"zz": {}}))
             .unwrap_err()
             .to_string();
         assert!(err.contains("\"zz\"") && err.contains("not a MAC"), "{err}");
+        let err = parse("x.json", KeyKind::Mac, json!({"00:1c:73:00:00:01": 5}))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not an object"), "{err}");
+    }
+
+    #[test]
+    fn yaml_files_read_like_json() {
+        let yaml = "FOC1:\n  hostname: r1\n  mgmt_prefix: 24\n  vlans:\n  - id: 10\n";
+        let i = FileInventory::from_text(Path::new("i.yaml"), KeyKind::Serial, yaml.into(), true)
+            .unwrap();
+        let rec = i.lookup("serial", "FOC1").unwrap().unwrap();
+        let v: serde_json::Value = serde_json::from_str(&rec).unwrap();
+        assert_eq!(
+            v,
+            json!({"hostname": "r1", "mgmt_prefix": 24, "vlans": [{"id": 10}]})
+        );
+        assert!(i.lookup("mgmt_prefix", "24").unwrap().is_some());
     }
 }

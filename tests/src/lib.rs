@@ -258,7 +258,12 @@ impl ZtpdProcess {
         };
         let http = client();
         for _ in 0..300 {
-            if http.get(format!("{}/ping", process.base)).send().await.is_ok() {
+            if http
+                .get(format!("{}/ping", process.base))
+                .send()
+                .await
+                .is_ok()
+            {
                 return process;
             }
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;

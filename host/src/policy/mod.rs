@@ -20,6 +20,7 @@
 //! closed) because a std Rust guest imports it even when unused; stdout and stderr are
 //! captured and written to the log.
 
+mod cache;
 mod convert;
 mod host;
 
@@ -34,6 +35,7 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 use crate::decision::Decision;
 use crate::request::DeviceRequest;
 
+pub use cache::{CacheUse, CompiledCache};
 pub use host::Capabilities;
 use host::{Exceeded, HostState};
 
@@ -57,6 +59,8 @@ pub struct EngineConfig {
     pub max_instances: u32,
     /// Largest memory limit any tenant may set; the pool reserves slots this big.
     pub max_memory_bytes: usize,
+    /// Folder for compiled policies; none compiles at every start.
+    pub cache_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for EngineConfig {
@@ -64,6 +68,7 @@ impl Default for EngineConfig {
         EngineConfig {
             max_instances: 256,
             max_memory_bytes: 256 << 20,
+            cache_dir: None,
         }
     }
 }
@@ -184,6 +189,7 @@ pub struct PolicyEngine {
     linker: Linker<HostState>,
     permits: Arc<Semaphore>,
     max_memory_bytes: usize,
+    cache: Option<CompiledCache>,
     _ticker: EpochTicker,
 }
 
@@ -220,6 +226,7 @@ impl PolicyEngine {
             linker,
             permits: Arc::new(Semaphore::new(config.max_instances as usize)),
             max_memory_bytes: config.max_memory_bytes,
+            cache: config.cache_dir.clone().map(CompiledCache::new),
             _ticker: ticker,
         })
     }
@@ -233,10 +240,20 @@ impl PolicyEngine {
     /// request path (`spawn_blocking`).
     pub fn load(&self, name: &str, bytes: &[u8]) -> Result<LoadedPolicy, PolicyError> {
         let hash = hex::encode(Sha256::digest(bytes));
-        let component = Component::new(&self.engine, bytes).map_err(|e| PolicyError::Compile {
+        let compile_error = |e: wasmtime::Error| PolicyError::Compile {
             policy: name.to_owned(),
             detail: format!("{e:#}"),
-        })?;
+        };
+        let component = match &self.cache {
+            Some(cache) => {
+                let (component, used) = cache
+                    .load(&self.engine, bytes, &hash)
+                    .map_err(compile_error)?;
+                tracing::debug!(policy = name, ?used, "policy code loaded");
+                component
+            }
+            None => Component::new(&self.engine, bytes).map_err(compile_error)?,
+        };
         let contract = |e: wasmtime::Error| PolicyError::Contract {
             policy: name.to_owned(),
             detail: format!("{e:#}"),
