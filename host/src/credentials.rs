@@ -146,3 +146,78 @@ impl Credentials {
         self.0.values().filter_map(|c| c.password())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(username: &str) -> RawCredential {
+        RawCredential {
+            username: username.into(),
+            password: None,
+            password_env: None,
+            password_file: None,
+            key_file: None,
+        }
+    }
+
+    #[test]
+    fn secrets_come_from_the_file_or_the_config_and_never_print() {
+        let path = std::env::temp_dir().join(format!("ztpd-cred-{}", std::process::id()));
+        std::fs::write(&path, "s3cret\n").unwrap();
+        let mut creds = HashMap::new();
+        creds.insert(
+            "a".to_owned(),
+            RawCredential {
+                password_file: Some(path.clone()),
+                ..raw("ztp")
+            },
+        );
+        creds.insert(
+            "b".to_owned(),
+            RawCredential {
+                password: Some("inline".into()),
+                ..raw("admin")
+            },
+        );
+        let resolved = Credentials::resolve(&creds).unwrap();
+        assert_eq!(
+            resolved.get("a").and_then(Credential::password),
+            Some("s3cret")
+        );
+        assert_eq!(
+            resolved.get("b").and_then(Credential::password),
+            Some("inline")
+        );
+        assert!(!format!("{resolved:?}").contains("s3cret"));
+        let _ = std::fs::remove_file(path);
+    }
+
+    #[test]
+    fn missing_or_ambiguous_sources_are_named() {
+        let mut creds = HashMap::new();
+        creds.insert(
+            "e".to_owned(),
+            RawCredential {
+                password_env: Some("ZTPD_TEST_SURELY_UNSET_VAR".into()),
+                ..raw("u")
+            },
+        );
+        let err = Credentials::resolve(&creds).unwrap_err().to_string();
+        assert!(
+            err.contains("ZTPD_TEST_SURELY_UNSET_VAR") && err.contains("credential e"),
+            "{err}"
+        );
+        let mut creds = HashMap::new();
+        creds.insert(
+            "x".to_owned(),
+            RawCredential {
+                password: Some("a".into()),
+                password_env: Some("B".into()),
+                ..raw("u")
+            },
+        );
+        let err = Credentials::resolve(&creds).unwrap_err().to_string();
+        assert!(err.contains("exactly one"), "{err}");
+    }
+}

@@ -237,3 +237,72 @@ async fn bad_callbacks_get_a_clear_4xx() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn a_job_past_its_timeout_fails_saying_where_it_was() {
+    let serial = "FOC2101B001";
+    let dir = temp_dir("timeout-files");
+    let sim = SimDevices::start(&dir, "ztp", PASSWORD)
+        .await
+        .expect("simulator");
+    let inventory = iosxe_inventory(&dir, &[serial], sim.addr.port(), 30);
+    let srv = TestServer::start(
+        "timeout",
+        &iosxe_config(&inventory, PASSWORD, "[jobs]\njob_timeout_s = 1\n"),
+    )
+    .await;
+    let token = token(&srv).await;
+    assert_eq!(call_back(&srv, serial, Some(&token)).await.status(), 200);
+    let job = wait_for_job(&srv.base, serial, Duration::from_secs(20)).await;
+    assert_eq!(job["state"], "failed");
+    let error = job["error"].as_str().unwrap();
+    assert!(
+        error.contains("timed out") && error.contains("waiting"),
+        "{error}"
+    );
+    assert!(sim.received.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn ztpd_status_prints_the_devices_table() {
+    let serial = "FOC2101B001";
+    let (srv, _sim) = setup("status-cli", &[serial], 0).await;
+    let token = token(&srv).await;
+    call_back(&srv, serial, Some(&token)).await;
+    wait_for_job(&srv.base, serial, Duration::from_secs(30)).await;
+    let out = tokio::process::Command::new(ztpd_e2e::ztpd_binary())
+        .args(["status", "--url", &srv.base])
+        .output()
+        .await
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{table}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.starts_with("TENANT") && header.contains("STATE"),
+        "{table}"
+    );
+    let row = table
+        .lines()
+        .find(|l| l.contains(serial))
+        .expect("a row for the device");
+    assert!(
+        row.contains("default") && row.contains("done") && row.contains("127.0.0.1"),
+        "{row}"
+    );
+
+    let out = tokio::process::Command::new(ztpd_e2e::ztpd_binary())
+        .args(["status", "--url", &srv.base, serial])
+        .output()
+        .await
+        .unwrap();
+    let detail = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        detail.contains("state    done") && detail.contains("pushed"),
+        "{detail}"
+    );
+}
