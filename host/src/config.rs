@@ -61,8 +61,28 @@ struct RawConfig {
     jobs: RawJobs,
     #[serde(default)]
     api: RawApi,
+    /// Watch policy and template files and swap in changes while serving.
+    watch: Option<bool>,
     #[serde(default)]
     tenants: Vec<RawTenant>,
+}
+
+/// A sample request a new policy version must answer without failing before it goes live.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeRequest {
+    pub dialect: Dialect,
+    /// Path and query, e.g. `/dynconfig` or `/dynconfig?site=lab`.
+    #[serde(default = "default_smoke_path")]
+    pub path: String,
+    pub mac: Option<String>,
+    pub serial: Option<String>,
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+fn default_smoke_path() -> String {
+    "/".into()
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -116,6 +136,7 @@ struct RawTenant {
     callback: RawCallback,
     #[serde(default)]
     credentials: std::collections::HashMap<String, RawCredential>,
+    smoke: Option<SmokeRequest>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -161,6 +182,8 @@ pub struct Config {
     pub jobs: RunnerConfig,
     /// The bearer token the status API requires, if any.
     pub api_token: Option<String>,
+    /// Watch policy and template files and swap in changes.
+    pub watch: bool,
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -178,6 +201,8 @@ pub struct TenantConfig {
     pub callback: CallbackConfig,
     /// Credentials by name, secrets not yet resolved.
     pub credentials: std::collections::HashMap<String, RawCredential>,
+    /// A request every new policy version must answer before it goes live.
+    pub smoke: Option<SmokeRequest>,
 }
 
 /// How the IOS XE script calls back, and how its token is checked.
@@ -371,6 +396,7 @@ impl Config {
                     script_credential: t.callback.script_credential,
                 },
                 credentials,
+                smoke: t.smoke,
             });
         }
         let jobs = {
@@ -420,6 +446,7 @@ impl Config {
             engine,
             jobs,
             api_token,
+            watch: raw.watch.unwrap_or(true),
             tenants,
         })
     }

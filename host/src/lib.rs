@@ -17,6 +17,7 @@
 //! - [`service`]: tenants + engine; the one path every request takes
 //!   ([`service::Service::decide`]).
 //! - [`tenant`]: a tenant's policy, templates, inventory and limits, swappable at run time.
+//! - [`reload`]: hot swap — watches policy and template files, validates, swaps atomically.
 //! - [`policy`]: the wasmtime engine — pooling allocator, a fresh instance per call, CPU,
 //!   wall-time, memory and stack limits, and the host imports. Knows nothing of axum.
 //! - [`decision`]: what a policy decided, in host types (plans are serialisable for jobs).
@@ -45,6 +46,7 @@ pub mod identity;
 pub mod inventory;
 pub mod jobs;
 pub mod policy;
+pub mod reload;
 pub mod request;
 pub mod server;
 pub mod service;

@@ -35,6 +35,7 @@ pub async fn build(config: &Config, store: Store) -> anyhow::Result<AppState> {
 pub struct Server {
     listener: TcpListener,
     state: AppState,
+    reloader: Option<crate::reload::Reloader>,
 }
 
 impl Server {
@@ -48,7 +49,19 @@ impl Server {
                 "the status API (/api/v1) has no token: set api.token_env to require one"
             );
         }
-        Self::bind_state(config.listen, state).await
+        let mut server = Self::bind_state(config.listen, state).await?;
+        if config.watch {
+            server.watch()?;
+        }
+        Ok(server)
+    }
+
+    /// Watch policy and template files and swap in changes while serving.
+    pub fn watch(&mut self) -> anyhow::Result<()> {
+        let reloader = crate::reload::Reloader::start(self.state.service.clone())
+            .context("watching policy and template files")?;
+        self.reloader = Some(reloader);
+        Ok(())
     }
 
     /// Resume unfinished jobs and bind `listen`.
@@ -64,7 +77,11 @@ impl Server {
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}; set `listen` or ZTPD_LISTEN"))?;
-        Ok(Server { listener, state })
+        Ok(Server {
+            listener,
+            state,
+            reloader: None,
+        })
     }
 
     pub fn state(&self) -> &AppState {
@@ -80,6 +97,8 @@ impl Server {
         self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
+        // The file watcher lives as long as the server serves.
+        let _reloader = self.reloader;
         let app =
             crate::http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

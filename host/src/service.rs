@@ -116,6 +116,80 @@ impl Service {
         })
     }
 
+    pub fn engine(&self) -> &Arc<PolicyEngine> {
+        &self.engine
+    }
+
+    /// Compile the policy at `path`, check it, and make it live for `tenant`'s slot
+    /// `dialect`. Returns the new version (content hash), or none when that version is
+    /// already live. On any failure the live version stays.
+    pub async fn activate_policy_file(
+        &self,
+        tenant: &str,
+        dialect: Option<crate::request::Dialect>,
+        path: &std::path::Path,
+    ) -> Result<Option<String>, String> {
+        let tenant = self
+            .tenant(tenant)
+            .cloned()
+            .ok_or_else(|| format!("no tenant named {tenant:?}"))?;
+        let (engine, name, path) = (self.engine.clone(), tenant.name.clone(), path.to_owned());
+        let policy =
+            tokio::task::spawn_blocking(move || crate::tenant::load_policy(&engine, &name, &path))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        let live = tenant
+            .policies()
+            .into_iter()
+            .find(|(d, _)| *d == dialect)
+            .map(|(_, p)| p.hash().to_owned());
+        if live.as_deref() == Some(policy.hash()) {
+            return Ok(None);
+        }
+        self.smoke_test(&tenant, &policy).await?;
+        let version = policy.hash().to_owned();
+        tenant
+            .set_policy(dialect, policy)
+            .ok_or_else(|| format!("tenant {} has no policy slot for that dialect", tenant.name))?;
+        Ok(Some(version))
+    }
+
+    /// Run the tenant's smoke request (if configured) against `policy`: it must decide
+    /// without failing.
+    pub async fn smoke_test(
+        &self,
+        tenant: &Tenant,
+        policy: &crate::policy::LoadedPolicy,
+    ) -> Result<(), String> {
+        let Some(smoke) = &tenant.config.smoke else {
+            return Ok(());
+        };
+        let request = smoke_request(&tenant.name, smoke)?;
+        self.engine
+            .call(policy, tenant.capabilities(), &tenant.limits, &request)
+            .await
+            .map(|_| ())
+            .map_err(|e| format!("smoke request {} failed: {e}", smoke.path))
+    }
+
+    /// Reload `tenant`'s template folder and make it live. Returns how many templates.
+    pub async fn reload_templates(&self, tenant: &str) -> Result<usize, String> {
+        let tenant = self
+            .tenant(tenant)
+            .cloned()
+            .ok_or_else(|| format!("no tenant named {tenant:?}"))?;
+        let dir = tenant.config.templates.clone();
+        let templates =
+            tokio::task::spawn_blocking(move || crate::templates::Templates::load_dir(&dir))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?;
+        let n = templates.names().len();
+        tenant.set_templates(templates);
+        Ok(n)
+    }
+
     pub fn tenant(&self, name: &str) -> Option<&Arc<Tenant>> {
         self.tenants.get(name)
     }
@@ -212,4 +286,35 @@ impl Service {
             policy_hash: policy.hash().to_owned(),
         })
     }
+}
+
+/// The device request a smoke configuration describes.
+fn smoke_request(
+    tenant: &str,
+    smoke: &crate::config::SmokeRequest,
+) -> Result<DeviceRequest, String> {
+    let mut identity =
+        crate::identity::Identity::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST));
+    identity.mac = match &smoke.mac {
+        Some(m) => Some(m.parse().map_err(|e| format!("smoke.mac: {e}"))?),
+        None => None,
+    };
+    identity.serial = smoke.serial.clone();
+    let (path, query) = smoke.path.split_once('?').unwrap_or((&smoke.path, ""));
+    Ok(DeviceRequest {
+        tenant: tenant.to_owned(),
+        stage: crate::request::Stage::Bootstrap,
+        dialect: smoke.dialect,
+        identity,
+        path: path.to_owned(),
+        headers: smoke
+            .headers
+            .iter()
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.clone()))
+            .collect(),
+        query: form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect(),
+        body: Default::default(),
+    })
 }

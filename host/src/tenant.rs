@@ -60,6 +60,8 @@ pub struct Tenant {
     pub callback_url: Option<String>,
     /// Credential whose username and password the served script creates.
     pub script_credential: Option<String>,
+    /// The configuration it was built from (policy paths, templates folder, smoke request).
+    pub config: TenantConfig,
     /// Per dialect (`None`: every other dialect). Each is replaced as a whole when a new
     /// version is activated; a request holds the snapshot it started with.
     policies: Vec<(Option<Dialect>, ArcSwap<LoadedPolicy>)>,
@@ -76,7 +78,7 @@ impl std::fmt::Debug for Tenant {
 }
 
 /// Compile one policy file (CPU-heavy: call on the blocking pool).
-fn load_policy(
+pub fn load_policy(
     engine: &PolicyEngine,
     tenant: &str,
     path: &Path,
@@ -175,6 +177,7 @@ impl Tenant {
             ),
             callback_url: config.callback.url.clone(),
             script_credential: config.callback.script_credential.clone(),
+            config: config.clone(),
             policies,
             caps: ArcSwap::from_pointee(Capabilities {
                 tenant: config.name.clone(),
@@ -205,5 +208,29 @@ impl Tenant {
 
     pub fn capabilities(&self) -> Arc<Capabilities> {
         self.caps.load_full()
+    }
+
+    /// Make `policy` the live version for the slot `dialect` (as configured). Requests
+    /// already running keep the version they started with. Returns the replaced version.
+    pub fn set_policy(
+        &self,
+        dialect: Option<Dialect>,
+        policy: LoadedPolicy,
+    ) -> Option<Arc<LoadedPolicy>> {
+        self.policies
+            .iter()
+            .find(|(d, _)| *d == dialect)
+            .map(|(_, slot)| slot.swap(Arc::new(policy)))
+    }
+
+    /// Make `templates` the live template set (with an empty render cache).
+    pub fn set_templates(&self, templates: Templates) {
+        let old = self.caps.load_full();
+        self.caps.store(Arc::new(Capabilities {
+            tenant: old.tenant.clone(),
+            inventory: old.inventory.clone(),
+            templates: Arc::new(templates),
+            store: old.store.clone(),
+        }));
     }
 }

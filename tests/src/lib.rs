@@ -181,9 +181,12 @@ impl TestServer {
         let state = ztpd::server::build(&config, store)
             .await
             .expect("build service");
-        let server = ztpd::server::Server::bind_state(config.listen, state.clone())
+        let mut server = ztpd::server::Server::bind_state(config.listen, state.clone())
             .await
             .expect("bind");
+        if config.watch {
+            server.watch().expect("watch policy and template files");
+        }
         let addr = server.local_addr().expect("local addr");
         let (stop, stopped) = oneshot::channel::<()>();
         tokio::spawn(server.run(async move {

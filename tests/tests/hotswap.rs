@@ -1,0 +1,212 @@
+//! Hot swap while serving: a policy file replaced on disk goes live without a restart and
+//! without a failed request; a broken replacement is refused and the old version stays.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root, temp_dir};
+
+const MACS: [&str; 4] = [
+    "00:1c:73:00:00:01",
+    "00:1c:73:00:00:0b",
+    "00:1c:73:00:00:15",
+    "00:1c:73:00:03:e8",
+];
+const VERSION: &str = ztpd::http::POLICY_VERSION_HEADER;
+
+fn sha256(path: &Path) -> String {
+    use std::fmt::Write;
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut hex = String::new();
+    let _ = write!(
+        hex,
+        "{}",
+        text.split_whitespace().next().unwrap_or_default()
+    );
+    hex
+}
+
+/// Replace `dest` the way deploy tools do: write beside it, then rename over it.
+fn install(src: &Path, dest: &Path) {
+    let tmp = dest.with_extension("tmp");
+    std::fs::copy(src, &tmp).expect("copy policy");
+    std::fs::rename(&tmp, dest).expect("rename policy");
+}
+
+/// A server whose default tenant's policy is the file `live` (a copy of arista_dynamic).
+async fn server(test: &str, extra_tenant: &str) -> (TestServer, PathBuf) {
+    let dir = temp_dir(&format!("{test}-files"));
+    let live = dir.join("policy.wasm");
+    std::fs::copy(policy("arista_dynamic"), &live).unwrap();
+    let root = repo_root();
+    let config = format!(
+        r#"
+listen = "127.0.0.1:0"
+[[tenants]]
+name = "default"
+default = true
+policy = "{live}"
+templates = "{root}/templates"
+inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
+{extra_tenant}
+"#,
+        live = live.display(),
+        root = root.display(),
+    );
+    (TestServer::start(test, &config).await, live)
+}
+
+async fn version_of_reply(srv: &TestServer) -> String {
+    let r = client()
+        .get(srv.url("/dynconfig"))
+        .header("X-Arista-SystemMAC", MACS[0])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.headers()[VERSION].to_str().unwrap().to_owned()
+}
+
+async fn wait_for_version(srv: &TestServer, want: &str, within: Duration) -> Duration {
+    let started = Instant::now();
+    while started.elapsed() < within {
+        if version_of_reply(srv).await == want {
+            return started.elapsed();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("version {want} not live within {within:?}");
+}
+
+#[tokio::test]
+async fn fifty_swaps_under_load_fail_no_request() {
+    let (srv, live) = server("swap-load", "").await;
+    let (a, b) = (policy("arista_dynamic"), policy("hostile"));
+    let (ha, hb) = (sha256(&a), sha256(&b));
+    assert_ne!(ha, hb);
+    let golden = Arc::new(arista_golden());
+    let stop = Arc::new(AtomicBool::new(false));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    // Eight clients in a bounded loop (count and time).
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            let (http, url, stop, golden) = (
+                client(),
+                srv.url("/dynconfig"),
+                stop.clone(),
+                golden.clone(),
+            );
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for i in 0..200_000usize {
+                    if stop.load(Ordering::Relaxed) || Instant::now() > deadline {
+                        break;
+                    }
+                    let mac = MACS[(c + i) % MACS.len()];
+                    let r = http
+                        .get(&url)
+                        .header("X-Arista-SystemMAC", mac)
+                        .send()
+                        .await
+                        .unwrap();
+                    let status = r.status().as_u16();
+                    let version = r
+                        .headers()
+                        .get(VERSION)
+                        .map(|v| v.to_str().unwrap().to_owned());
+                    let body = r.text().await.unwrap();
+                    seen.push((status, version, body == golden[mac]));
+                }
+                seen
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    for i in 0..50 {
+        let (src, want) = if i % 2 == 0 { (&b, &hb) } else { (&a, &ha) };
+        install(src, &live);
+        latencies.push(wait_for_version(&srv, want, Duration::from_secs(10)).await);
+    }
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for c in clients {
+        for (status, version, body_ok) in c.await.unwrap() {
+            total += 1;
+            assert_eq!(status, 200, "a request failed during the swaps");
+            let v = version.expect("every reply names its policy version");
+            assert!(v == ha || v == hb, "reply from an unknown version {v}");
+            assert!(body_ok, "a reply's body is not the switch's config");
+        }
+    }
+    assert!(total > 100, "the load loop ran ({total} requests)");
+    latencies.sort();
+    eprintln!(
+        "{total} requests across 50 swaps; swap-to-live median {:?}, max {:?}",
+        latencies[25], latencies[49]
+    );
+}
+
+#[tokio::test]
+async fn a_new_file_answers_within_a_second() {
+    let (srv, live) = server("swap-drop", "").await;
+    let b = policy("hostile");
+    install(&b, &live);
+    let took = wait_for_version(&srv, &sha256(&b), Duration::from_secs(1)).await;
+    eprintln!("new policy answered {took:?} after the file was written");
+}
+
+#[tokio::test]
+async fn broken_replacements_are_refused_and_the_old_version_stays() {
+    let smoke = r#"[tenants.smoke]
+dialect = "arista-eos"
+path = "/dynconfig?attack=panic"
+mac = "00:1c:73:00:00:01""#;
+    let (srv, live) = server("swap-broken", smoke).await;
+    let original = sha256(&live);
+    let dir = live.parent().unwrap().to_owned();
+    let corrupt = dir.join("corrupt.wasm");
+    std::fs::write(&corrupt, b"\0asm this is not a component at all").unwrap();
+    let service = srv.state.service.clone();
+
+    // The reason for each refusal.
+    let err = service
+        .activate_policy_file("default", None, &corrupt)
+        .await
+        .unwrap_err();
+    assert!(err.contains("not a valid WebAssembly component"), "{err}");
+    let err = service
+        .activate_policy_file("default", None, &policy("not-a-policy"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("does not fit ztpd's contract") && err.contains("handle"),
+        "{err}"
+    );
+    // hostile.wasm is a fine policy, but this tenant's smoke request makes it panic.
+    let err = service
+        .activate_policy_file("default", None, &policy("hostile"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.contains("smoke request") && err.contains("panicked"),
+        "{err}"
+    );
+
+    // The same files dropped into the watched folder: refused, the old version answers.
+    for bad in [corrupt, policy("not-a-policy"), policy("hostile")] {
+        install(&bad, &live);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(
+            version_of_reply(&srv).await,
+            original,
+            "after dropping {}",
+            bad.display()
+        );
+    }
+}
