@@ -123,6 +123,10 @@ struct RawTenant {
     name: String,
     #[serde(default)]
     default: bool,
+    /// Source networks of this tenant's devices: devices there use the plain paths, and
+    /// requests from elsewhere are refused (`/t/{tenant}/...` included).
+    #[serde(default)]
+    sources: Vec<ipnet::IpNet>,
     /// One policy for every dialect...
     policy: Option<PathBuf>,
     /// ...or one per dialect: `arista-eos`, `cisco-iosxe`, `generic`.
@@ -166,6 +170,7 @@ struct RawInventory {
 #[serde(deny_unknown_fields)]
 struct RawLimits {
     memory_mib: Option<u32>,
+    instances: Option<u32>,
     cpu_ms: Option<u64>,
     wall_ms: Option<u64>,
     reply_kib: Option<u32>,
@@ -192,6 +197,8 @@ pub struct TenantConfig {
     pub name: String,
     /// Devices that use the plain paths (`/dynconfig`) belong to this tenant.
     pub default: bool,
+    /// Source networks; empty means devices may come from anywhere.
+    pub sources: Vec<ipnet::IpNet>,
     /// Policy files: `None` answers every dialect without a policy of its own.
     pub policies: Vec<(Option<Dialect>, PathBuf)>,
     pub templates: PathBuf,
@@ -319,7 +326,14 @@ impl Config {
                     .limits
                     .reply_kib
                     .map_or(d.reply_bytes, |k| (k as usize) << 10),
+                instances: t.limits.instances.map_or(d.instances, |n| n as usize),
             };
+            if limits.instances == 0 {
+                return Err(invalid(format!(
+                    "tenant {:?}: limits.instances must be at least 1",
+                    t.name
+                )));
+            }
             if limits.memory_bytes > engine.max_memory_bytes {
                 return Err(invalid(format!(
                     "tenant {:?}: limits.memory_mib = {} is above engine.max_memory_mib = {}",
@@ -377,6 +391,7 @@ impl Config {
             tenants.push(TenantConfig {
                 name: t.name,
                 default: t.default,
+                sources: t.sources,
                 policies,
                 templates: resolve(&t.templates),
                 inventory: t

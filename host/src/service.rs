@@ -55,6 +55,8 @@ pub enum DecideError {
         tenant: String,
         source: TemplateError,
     },
+    #[error("ztpd is shutting down")]
+    Closed,
     #[error(
         "tenant {tenant} has no policy for {dialect} devices; set policy or [tenants.policies] {dialect}"
     )]
@@ -198,6 +200,25 @@ impl Service {
         self.default_tenant.as_ref()
     }
 
+    /// The tenant for a request on the plain paths from `ip`: the tenant whose source
+    /// networks contain it (the most specific network wins), else the default tenant.
+    pub fn tenant_for_source(&self, ip: std::net::IpAddr) -> Option<&Arc<Tenant>> {
+        self.tenants
+            .values()
+            .filter_map(|t| {
+                t.config
+                    .sources
+                    .iter()
+                    .filter(|n| n.contains(&ip))
+                    .map(|n| n.prefix_len())
+                    .max()
+                    .map(|len| (len, t))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, t)| t)
+            .or(self.default_tenant.as_ref())
+    }
+
     pub fn tenant_names(&self) -> Vec<&str> {
         let mut names: Vec<&str> = self.tenants.keys().map(String::as_str).collect();
         names.sort_unstable();
@@ -229,6 +250,11 @@ impl Service {
                 dialect: request.dialect.as_str(),
             })?;
         let caps = tenant.capabilities();
+        let _permit = tenant
+            .instance_permits
+            .acquire()
+            .await
+            .map_err(|_| DecideError::Closed)?;
         let decision = self
             .engine
             .call(&policy, caps.clone(), &tenant.limits, request)

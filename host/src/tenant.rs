@@ -60,6 +60,9 @@ pub struct Tenant {
     pub callback_url: Option<String>,
     /// Credential whose username and password the served script creates.
     pub script_credential: Option<String>,
+    /// Bounds this tenant's concurrent policy instances, so one tenant cannot take the
+    /// whole pool.
+    pub instance_permits: tokio::sync::Semaphore,
     /// The configuration it was built from (policy paths, templates folder, smoke request).
     pub config: TenantConfig,
     /// Per dialect (`None`: every other dialect). Each is replaced as a whole when a new
@@ -177,6 +180,7 @@ impl Tenant {
             ),
             callback_url: config.callback.url.clone(),
             script_credential: config.callback.script_credential.clone(),
+            instance_permits: tokio::sync::Semaphore::new(config.limits.instances),
             config: config.clone(),
             policies,
             caps: ArcSwap::from_pointee(Capabilities {
@@ -204,6 +208,11 @@ impl Tenant {
             .iter()
             .map(|(d, p)| (*d, p.load_full()))
             .collect()
+    }
+
+    /// Whether a device at `ip` may be served by this tenant.
+    pub fn admits(&self, ip: std::net::IpAddr) -> bool {
+        self.config.sources.is_empty() || self.config.sources.iter().any(|n| n.contains(&ip))
     }
 
     pub fn capabilities(&self) -> Arc<Capabilities> {

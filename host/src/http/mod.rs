@@ -73,19 +73,35 @@ async fn unknown_route(method: Method, uri: Uri) -> AppError {
     ))
 }
 
-fn default_tenant(app: &AppState, path: &str) -> Result<Arc<Tenant>, AppError> {
-    app.service.default_tenant().cloned().ok_or_else(|| {
+/// The tenant a request on a plain path belongs to: by source network, else the default.
+fn default_tenant(app: &AppState, req: &Request, path: &str) -> Result<Arc<Tenant>, AppError> {
+    let ip = source_ip(req);
+    let tenant = app.service.tenant_for_source(ip).cloned().ok_or_else(|| {
         AppError::NotFound(format!(
-            "no default tenant: use /t/{{tenant}}{path} or set default = true on a tenant"
+            "no tenant serves devices at {ip}: use /t/{{tenant}}{path}, add the network to a tenant's sources, or set default = true on a tenant"
         ))
-    })
+    })?;
+    admit(&tenant, ip)?;
+    Ok(tenant)
+}
+
+/// Refuse a device outside the tenant's source networks.
+fn admit(tenant: &Tenant, ip: IpAddr) -> Result<(), AppError> {
+    if tenant.admits(ip) {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(format!(
+            "tenant {} does not serve devices at {ip}",
+            tenant.name
+        )))
+    }
 }
 
 async fn dynconfig_default(
     State(app): State<AppState>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let tenant = default_tenant(&app, "/dynconfig")?;
+    let tenant = default_tenant(&app, &req, "/dynconfig")?;
     dynconfig(&app, &tenant, req).await
 }
 
@@ -94,15 +110,18 @@ async fn dynconfig_tenant(
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let tenant = find_tenant(&app, &name)?;
+    let tenant = find_tenant(&app, &name, &req)?;
     dynconfig(&app, &tenant, req).await
 }
 
-fn find_tenant(app: &AppState, name: &str) -> Result<Arc<Tenant>, AppError> {
-    app.service
+fn find_tenant(app: &AppState, name: &str, req: &Request) -> Result<Arc<Tenant>, AppError> {
+    let tenant = app
+        .service
         .tenant(name)
         .cloned()
-        .ok_or_else(|| AppError::NotFound(format!("no tenant named {name:?}")))
+        .ok_or_else(|| AppError::NotFound(format!("no tenant named {name:?}")))?;
+    admit(&tenant, source_ip(req))?;
+    Ok(tenant)
 }
 
 async fn dynconfig(app: &AppState, tenant: &Tenant, req: Request) -> Result<Response, AppError> {
@@ -121,7 +140,7 @@ async fn dynconfig(app: &AppState, tenant: &Tenant, req: Request) -> Result<Resp
 }
 
 async fn script_default(State(app): State<AppState>, req: Request) -> Result<Response, AppError> {
-    let tenant = default_tenant(&app, "/script.py")?;
+    let tenant = default_tenant(&app, &req, "/script.py")?;
     script(&app, &tenant, "", req).await
 }
 
@@ -130,7 +149,7 @@ async fn script_tenant(
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let tenant = find_tenant(&app, &name)?;
+    let tenant = find_tenant(&app, &name, &req)?;
     script(&app, &tenant, &format!("/t/{name}"), req).await
 }
 
@@ -189,7 +208,7 @@ async fn script(
 }
 
 async fn callback_default(State(app): State<AppState>, req: Request) -> Result<Response, AppError> {
-    let tenant = default_tenant(&app, "/callback")?;
+    let tenant = default_tenant(&app, &req, "/callback")?;
     callback(&app, &tenant, req).await
 }
 
@@ -198,7 +217,7 @@ async fn callback_tenant(
     Path(name): Path<String>,
     req: Request,
 ) -> Result<Response, AppError> {
-    let tenant = find_tenant(&app, &name)?;
+    let tenant = find_tenant(&app, &name, &req)?;
     callback(&app, &tenant, req).await
 }
 

@@ -84,6 +84,8 @@ pub struct Limits {
     pub wall: Duration,
     /// Largest reply body (or rendered config) the policy may produce.
     pub reply_bytes: usize,
+    /// Instances of this tenant's policies that may run at once.
+    pub instances: usize,
 }
 
 impl Default for Limits {
@@ -93,6 +95,7 @@ impl Default for Limits {
             cpu: Duration::from_millis(100),
             wall: Duration::from_secs(5),
             reply_bytes: 4 << 20,
+            instances: 32,
         }
     }
 }

@@ -1,0 +1,87 @@
+//! Tenants recognised by path prefix or by the device's source network; a device outside
+//! a tenant's networks is refused; an unknown tenant is a clear 404.
+
+use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root};
+
+const MAC: &str = "00:1c:73:00:00:01";
+
+fn sha256(path: &std::path::Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn source_networks_pick_and_restrict_tenants() {
+    let root = repo_root();
+    let tenant = |name: &str, default: bool, sources: &str, policy_name: &str| {
+        format!(
+            r#"
+[[tenants]]
+name = "{name}"
+default = {default}
+sources = [{sources}]
+policy = "{policy}"
+templates = "{root}/templates"
+inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
+"#,
+            policy = policy(policy_name).display(),
+            root = root.display(),
+        )
+    };
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n{}{}{}",
+        tenant("lab", false, "\"127.0.0.0/8\"", "hostile"),
+        tenant("faraway", false, "\"192.0.2.0/24\"", "arista_dynamic"),
+        tenant("fallback", true, "", "arista_dynamic"),
+    );
+    let srv = TestServer::start("tenants-cidr", &config).await;
+    let http = client();
+    let get = |path: &str| {
+        let url = srv.url(path);
+        let http = http.clone();
+        async move {
+            http.get(url)
+                .header("X-Arista-SystemMAC", MAC)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    // 127.0.0.1 is in lab's network: the plain path goes to lab, not to the default tenant.
+    let r = get("/dynconfig").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()[ztpd::http::POLICY_VERSION_HEADER],
+        sha256(&policy("hostile")).as_str()
+    );
+    assert_eq!(r.text().await.unwrap(), arista_golden()[MAC]);
+
+    // faraway serves 192.0.2.0/24 only: a device on loopback is refused, even by prefix.
+    let r = get("/t/faraway/dynconfig").await;
+    assert_eq!(r.status(), 403);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains("faraway") && body.contains("127.0.0.1"),
+        "{body}"
+    );
+
+    // A tenant without source networks takes devices from anywhere by prefix.
+    let r = get("/t/fallback/dynconfig").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()[ztpd::http::POLICY_VERSION_HEADER],
+        sha256(&policy("arista_dynamic")).as_str()
+    );
+
+    let r = get("/t/nobody/dynconfig").await;
+    assert_eq!(r.status(), 404);
+    assert!(r.text().await.unwrap().contains("nobody"));
+}
