@@ -14,6 +14,11 @@
 6. Policy activation: a tenant's policy file is replaced (write beside, rename over) and
    the time until the first reply carrying the new version is measured: for a version
    never compiled before, and for one already in the compiled cache.
+7. 100 tenants (each with its own 10-switch inventory, all on the demo policy): time from
+   process start to ready and idle RSS, on a first start and on a restart from the
+   compiled cache.
+8. Noisy neighbour: tenant "quiet" measured with wrk alone, then while tenant "noisy" runs
+   endless loops (8 concurrent requests that each spin until the 100 ms CPU limit).
 5. Mass run: 2,000 simulated devices (an in-process russh device simulator) fetch the
    script, call back and all receive their config (cargo bench -p ztpd-e2e --bench mass_run).
 
@@ -29,6 +34,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
@@ -38,6 +44,8 @@ VENV = os.environ.get("ZTPD_VENV", os.path.join(ROOT, ".venv"))
 ZTPD = os.path.join(ROOT, "target", "release", "ztpd")
 DURATION = int(os.environ.get("BENCH_SECONDS", "10"))
 WARMUP = 2
+# Concurrent instances the looping tenant may run in the noisy-neighbour benchmark.
+NOISY_INSTANCES = int(os.environ.get("BENCH_NOISY_INSTANCES", "2"))
 
 
 def log(msg):
@@ -195,6 +203,85 @@ inventory = {{ file = "{os.path.join(ROOT, "inventory/arista/swinfo.json")}", ke
             "cached_max_ms": cached[-1]}
 
 
+def tenant_block(name, policy, inventory, extra=""):
+    return f'''
+[[tenants]]
+name = "{name}"
+policy = "{policy}"
+templates = "{os.path.join(ROOT, "templates")}"
+inventory = {{ file = "{inventory}", key = "mac" }}
+{extra}
+'''
+
+
+def hundred_tenants_bench():
+    work = tempfile.mkdtemp(prefix="ztpd-bench-100-")
+    with open(os.path.join(ROOT, "inventory", "arista", "swinfo.json")) as f:
+        swinfo = list(json.load(f).items())
+    policy = os.path.join(ROOT, "target", "wasm32-wasip2", "policy", "arista_dynamic.wasm")
+    blocks = []
+    for t in range(100):
+        inv = os.path.join(work, f"t{t:03}.json")
+        with open(inv, "w") as f:
+            json.dump(dict(swinfo[t * 10:(t + 1) * 10]), f)
+        blocks.append(tenant_block(f"t{t:03}", policy, inv))
+    config = os.path.join(work, "ztpd.toml")
+    with open(config, "w") as f:
+        f.write(f'listen = "127.0.0.1:18086"\ndata_dir = "{os.path.join(work, "data")}"\n')
+        f.write("".join(blocks))
+    out = {}
+    try:
+        for label in ("first_start", "restart"):
+            srv = Server(f"ztpd-100-{label}", [ZTPD, "serve", "--config", config], 18086, ROOT,
+                         env={"RUST_LOG": "warn", "ZTPD_LISTEN": "127.0.0.1:18086"})
+            out[label] = {"ready_s": srv.ready_s, "idle_rss_mib": srv.idle_rss_mib}
+            srv.stop()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return out
+
+
+def noisy_neighbour_bench(scratch):
+    import concurrent.futures
+    work = tempfile.mkdtemp(prefix="ztpd-bench-noisy-")
+    pol = os.path.join(ROOT, "target", "wasm32-wasip2", "policy")
+    inv = os.path.join(ROOT, "inventory", "arista", "swinfo.json")
+    config = os.path.join(work, "ztpd.toml")
+    with open(config, "w") as f:
+        f.write(f'listen = "127.0.0.1:18087"\ndata_dir = "{os.path.join(work, "data")}"\n')
+        f.write(tenant_block("quiet", os.path.join(pol, "arista_dynamic.wasm"), inv))
+        f.write(tenant_block("noisy", os.path.join(pol, "hostile.wasm"), inv,
+                             "limits = { cpu_ms = 100, instances = NOISY_INSTANCES }".replace("NOISY_INSTANCES", str(NOISY_INSTANCES))))
+    srv = Server("ztpd-noisy", [ZTPD, "serve", "--config", config], 18087, ROOT,
+                 env={"RUST_LOG": "error", "ZTPD_LISTEN": "127.0.0.1:18087"})
+    stop = threading.Event()
+    looped = [0]
+
+    def spin():
+        while not stop.is_set():
+            req = urllib.request.Request("http://127.0.0.1:18087/t/noisy/dynconfig?attack=loop",
+                                         headers={"X-Arista-SystemMAC": "00:1c:73:00:00:01"})
+            try:
+                urllib.request.urlopen(req, timeout=10).read()
+            except Exception:
+                looped[0] += 1      # the expected 500: CPU limit
+
+    try:
+        alone = measure(srv, "/t/quiet/dynconfig", scratch, "X-Arista-SystemMAC", "keys/macs100.txt")
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            for _ in range(8):
+                pool.submit(spin)
+            time.sleep(1)
+            noisy = measure(srv, "/t/quiet/dynconfig", scratch, "X-Arista-SystemMAC",
+                            "keys/macs100.txt")
+            stop.set()
+    finally:
+        stop.set()
+        srv.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    return {"alone": alone, "with_noisy": noisy, "noisy_loops_stopped": looped[0]}
+
+
 def script_token(port):
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/script.py", timeout=5) as r:
         script = r.read().decode()
@@ -269,6 +356,22 @@ def main():
     log(f"  new version {act['first_ms']:.0f} ms; cached versions median "
         f"{act['cached_median_ms']:.0f} ms, max {act['cached_max_ms']:.0f} ms")
 
+    log("100 tenants:")
+    hundred = hundred_tenants_bench()
+    results["hundred_tenants"] = hundred
+    log(f"  first start ready in {hundred['first_start']['ready_s']:.2f} s, "
+        f"{hundred['first_start']['idle_rss_mib']:.1f} MiB; restart ready in "
+        f"{hundred['restart']['ready_s']:.2f} s, {hundred['restart']['idle_rss_mib']:.1f} MiB")
+
+    log("noisy neighbour (quiet tenant alone, then beside 8 endless loops):")
+    scratch2 = tempfile.mkdtemp(prefix="ztpd-bench-wrk-")
+    shutil.copytree(os.path.join(BASELINE, "wrk"), os.path.join(scratch2, "wrk"))
+    shutil.copytree(os.path.join(BASELINE, "keys"), os.path.join(scratch2, "keys"))
+    noisy = noisy_neighbour_bench(scratch2)
+    shutil.rmtree(scratch2, ignore_errors=True)
+    results["noisy_neighbour"] = noisy
+    na, nn = noisy["alone"], noisy["with_noisy"]
+
     log("mass run, 2000 simulated devices:")
     mr = mass_run_bench()
     results["mass_run"] = mr
@@ -292,6 +395,15 @@ def main():
          act["first_ms"] < 100),
         ("policy activation, cached version (median)", f"{act['cached_median_ms']:.0f} ms",
          "< 100 ms", act["cached_median_ms"] < 100),
+        ("100 tenants: restart (compiled cache) to ready", f"{hundred['restart']['ready_s']:.2f} s",
+         "< 1 s", hundred["restart"]["ready_s"] < 1),
+        ("100 tenants: idle RSS after restart", f"{hundred['restart']['idle_rss_mib']:.1f} MiB",
+         "<= 150 MiB", hundred["restart"]["idle_rss_mib"] <= 150),
+        ("quiet tenant beside a looping one: req/s kept",
+         f"{100 * nn['rps'] / na['rps']:.0f}% ({nn['rps']:.0f} vs {na['rps']:.0f})", "", True),
+        ("quiet tenant beside a looping one: p99",
+         f"{nn['p99_ms']:.1f} ms (alone {na['p99_ms']:.1f} ms)", "< 100 ms (the CPU limit)",
+         nn["p99_ms"] < 100),
         ("mass run: 2000 devices configured", f"{mr['received']} in {mr['wall_s']:.1f} s", "all",
          mr["received"] == mr["devices"]),
         ("mass run: ztpd peak RSS", f"{mr['peak_rss_mib']:.1f} MiB", "<= 300 MiB",

@@ -297,7 +297,13 @@ impl PolicyEngine {
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
             }
             state.cpu_ticks_left -= 1;
-            Ok(wasmtime::UpdateDeadline::Yield(1))
+            // tokio's yield_now puts the call behind every other ready task (a plain
+            // self-wake would re-run it at once from the worker's LIFO slot), so a
+            // spinning policy gets one tick at a time and others run in between.
+            Ok(wasmtime::UpdateDeadline::YieldCustom(
+                1,
+                Box::pin(tokio::task::yield_now()),
+            ))
         });
         let wit_request = convert::request_to_wit(request);
 
