@@ -54,6 +54,22 @@ pub enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Manage policy versions through the admin API of a running ztpd.
+    Policy {
+        #[command(subcommand)]
+        action: PolicyAction,
+        /// Base URL of the running ztpd.
+        #[arg(
+            long,
+            global = true,
+            default_value = "http://127.0.0.1:8080",
+            env = "ZTPD_URL"
+        )]
+        url: String,
+        /// Admin API token.
+        #[arg(long, global = true, env = "ZTPD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Show the provisioning state of every device (or one) from a running ztpd.
     Status {
         /// Base URL of the running ztpd.
@@ -64,6 +80,41 @@ pub enum Command {
         token: Option<String>,
         /// One device (serial): its events and the end of its transcript.
         device: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PolicyAction {
+    /// Upload a .wasm: validated (contract, smoke request) and stored; live with --activate.
+    Push {
+        #[arg(long)]
+        tenant: String,
+        /// `any`, or a dialect: arista-eos, cisco-iosxe, generic.
+        #[arg(long, default_value = "any")]
+        slot: String,
+        #[arg(long)]
+        activate: bool,
+        file: PathBuf,
+    },
+    /// Make an uploaded version live.
+    Activate {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "any")]
+        slot: String,
+        version: String,
+    },
+    /// Make the previously live version live again.
+    Rollback {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value = "any")]
+        slot: String,
+    },
+    /// List versions (hash, size, who uploaded, who activated; `*` is live).
+    List {
+        #[arg(long)]
+        tenant: String,
     },
 }
 
@@ -124,6 +175,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             use std::io::Write;
             std::io::stdout().write_all(&body)?;
             Ok(())
+        }
+        Command::Policy { action, url, token } => {
+            let client = crate::admin::client::AdminClient::new(&url, token.as_deref())?;
+            match action {
+                PolicyAction::Push {
+                    tenant,
+                    slot,
+                    activate,
+                    file,
+                } => client.push(&tenant, &slot, &file, activate).await,
+                PolicyAction::Activate {
+                    tenant,
+                    slot,
+                    version,
+                } => client.activate(&tenant, &slot, &version).await,
+                PolicyAction::Rollback { tenant, slot } => client.rollback(&tenant, &slot).await,
+                PolicyAction::List { tenant } => client.list(&tenant).await,
+            }
         }
         Command::Status { url, token, device } => {
             crate::status::print(&url, token.as_deref(), device.as_deref()).await

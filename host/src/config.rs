@@ -64,6 +64,8 @@ struct RawConfig {
     /// Watch policy and template files and swap in changes while serving.
     watch: Option<bool>,
     #[serde(default)]
+    admin: RawAdmin,
+    #[serde(default)]
     tenants: Vec<RawTenant>,
 }
 
@@ -92,6 +94,24 @@ struct RawJobs {
     job_timeout_s: Option<u64>,
     ssh_connect_timeout_s: Option<u64>,
     ssh_command_timeout_s: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdmin {
+    #[serde(default)]
+    tokens: Vec<RawAdminToken>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAdminToken {
+    /// Recorded in the audit log as who made a change.
+    name: String,
+    /// Only this tenant; none means an operator token (every tenant).
+    tenant: Option<String>,
+    token: Option<String>,
+    token_env: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +209,8 @@ pub struct Config {
     pub api_token: Option<String>,
     /// Watch policy and template files and swap in changes.
     pub watch: bool,
+    /// Tokens of the admin API.
+    pub admin_tokens: Vec<crate::admin::AdminToken>,
     pub tenants: Vec<TenantConfig>,
 }
 
@@ -439,6 +461,43 @@ impl Config {
                 },
             }
         };
+        let mut admin_tokens = Vec::new();
+        for t in raw.admin.tokens {
+            if let Some(tenant) = &t.tenant
+                && !tenants.iter().any(|c| &c.name == tenant)
+            {
+                return Err(invalid(format!(
+                    "admin token {:?} names tenant {tenant:?}, which is not configured",
+                    t.name
+                )));
+            }
+            let secret = match (t.token, t.token_env) {
+                (Some(s), None) => s,
+                (None, Some(var)) => std::env::var(&var).map_err(|_| {
+                    invalid(format!(
+                        "admin token {:?}: token_env names {var}, which is not set",
+                        t.name
+                    ))
+                })?,
+                _ => {
+                    return Err(invalid(format!(
+                        "admin token {:?}: give exactly one of token or token_env",
+                        t.name
+                    )));
+                }
+            };
+            if secret.len() < 16 {
+                return Err(invalid(format!(
+                    "admin token {:?} is shorter than 16 characters; use a long random value",
+                    t.name
+                )));
+            }
+            admin_tokens.push(crate::admin::AdminToken {
+                name: t.name,
+                tenant: t.tenant,
+                secret,
+            });
+        }
         let api_token = match raw.api.token_env {
             Some(var) => Some(
                 std::env::var(&var)
@@ -462,6 +521,7 @@ impl Config {
             jobs,
             api_token,
             watch: raw.watch.unwrap_or(true),
+            admin_tokens,
             tenants,
         })
     }

@@ -8,6 +8,7 @@
 //!
 //! Data flows one way: request → identity → policy → decision → reply.
 //!
+//! - [`admin`]: the admin API — policy versions, templates, audit log, tokens.
 //! - [`config`]: the TOML file, raw serde structs validated into [`config::Config`].
 //! - [`http`]: device-facing routes, one adapter per ZTP dialect (Arista EOS headers, IOS XE
 //!   script and call-back), and the status API;
@@ -36,6 +37,7 @@
 //! (header, template and line, policy and tenant, config key). The binary prints the
 //! chain with anyhow; HTTP routes turn errors into one-line plain-text replies.
 
+pub mod admin;
 pub mod callback_token;
 pub mod cli;
 pub mod config;

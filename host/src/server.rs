@@ -28,6 +28,7 @@ pub async fn build(config: &Config, store: Store) -> anyhow::Result<AppState> {
         runner: JobRunner::new(jobs, config.jobs.clone()),
         api_token: config.api_token.as_deref().map(Arc::from),
         dry_run: false,
+        admin_tokens: config.admin_tokens.clone().into(),
     })
 }
 

@@ -74,6 +74,7 @@ pub enum DecideError {
 
 pub struct Service {
     engine: Arc<PolicyEngine>,
+    versions: crate::admin::versions::VersionStore,
     tenants: HashMap<String, Arc<Tenant>>,
     default_tenant: Option<Arc<Tenant>>,
 }
@@ -93,6 +94,11 @@ impl Service {
         engine: Arc<PolicyEngine>,
         store: Store,
     ) -> Result<Self, TenantError> {
+        let versions = crate::admin::versions::VersionStore::new(store.clone(), &config.data_dir)
+            .map_err(|e| TenantError::Task {
+            tenant: "-".into(),
+            detail: format!("policy version tables: {e}"),
+        })?;
         let mut tenants = HashMap::new();
         let mut default_tenant = None;
         for t in &config.tenants {
@@ -111,15 +117,95 @@ impl Service {
             }
             tenants.insert(t.name.clone(), tenant);
         }
-        Ok(Service {
+        let service = Service {
             engine,
+            versions,
             tenants,
             default_tenant,
-        })
+        };
+        service.restore_activations().await;
+        Ok(service)
     }
 
     pub fn engine(&self) -> &Arc<PolicyEngine> {
         &self.engine
+    }
+
+    pub fn versions(&self) -> &crate::admin::versions::VersionStore {
+        &self.versions
+    }
+
+    /// After a restart, a version activated through the admin API stays live unless the
+    /// configured policy file changed after that activation.
+    async fn restore_activations(&self) {
+        for tenant in self.tenants.values() {
+            for (dialect, path) in &tenant.config.policies {
+                let slot = crate::admin::slot_name(*dialect);
+                let Ok(history) = self.versions.activations(&tenant.name, slot).await else {
+                    continue;
+                };
+                let Some(latest) = history.first() else {
+                    // First start with this slot: record the configured version, so
+                    // later activations can roll back to it.
+                    if let (Some(hash), Ok(bytes)) =
+                        (tenant.policy_for_slot(*dialect), std::fs::read(path))
+                    {
+                        let actor = format!("file {}", path.display());
+                        let _ = self.versions.save_bytes(&hash, &bytes);
+                        let _ = self
+                            .versions
+                            .record_upload(&tenant.name, slot, &hash, bytes.len(), &actor)
+                            .await;
+                        let _ = self
+                            .versions
+                            .record_activation(&tenant.name, slot, &hash, &actor)
+                            .await;
+                    }
+                    continue;
+                };
+                let file_ms = std::fs::metadata(path)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map_or(0, |d| d.as_millis() as i64);
+                let live = tenant.policy_for_slot(*dialect);
+                if latest.at_ms < file_ms || live.as_deref() == Some(latest.hash.as_str()) {
+                    continue;
+                }
+                let Ok(bytes) = std::fs::read(self.versions.path(&latest.hash)) else {
+                    continue;
+                };
+                match self
+                    .prepare_policy(tenant, &format!("{}.wasm", &latest.hash[..12]), bytes)
+                    .await
+                {
+                    Ok(policy) => {
+                        tenant.set_policy(*dialect, policy);
+                        tracing::info!(tenant = %tenant.name, slot, version = %&latest.hash[..12], "restored the version activated by {}", latest.actor);
+                    }
+                    Err(e) => {
+                        tracing::error!(tenant = %tenant.name, slot, "cannot restore version {}: {e}", latest.hash)
+                    }
+                }
+            }
+        }
+    }
+
+    /// Compile `bytes` (off the request path), check them against the contract and the
+    /// tenant's smoke request. The result is ready for [`Tenant::set_policy`].
+    pub async fn prepare_policy(
+        &self,
+        tenant: &Tenant,
+        label: &str,
+        bytes: Vec<u8>,
+    ) -> Result<crate::policy::LoadedPolicy, String> {
+        let (engine, label) = (self.engine.clone(), label.to_owned());
+        let policy = tokio::task::spawn_blocking(move || engine.load(&label, &bytes))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        self.smoke_test(tenant, &policy).await?;
+        Ok(policy)
     }
 
     /// Compile the policy at `path`, check it, and make it live for `tenant`'s slot

@@ -202,6 +202,14 @@ impl Tenant {
             .map(|(_, p)| p.load_full())
     }
 
+    /// The live version (content hash) of the slot `dialect` exactly as configured.
+    pub fn policy_for_slot(&self, dialect: Option<Dialect>) -> Option<String> {
+        self.policies
+            .iter()
+            .find(|(d, _)| *d == dialect)
+            .map(|(_, p)| p.load().hash().to_owned())
+    }
+
     /// Every loaded policy: (its dialect, or none for all others; the policy).
     pub fn policies(&self) -> Vec<(Option<Dialect>, Arc<LoadedPolicy>)> {
         self.policies

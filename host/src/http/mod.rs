@@ -37,6 +37,8 @@ pub struct AppState {
     pub api_token: Option<Arc<str>>,
     /// `ztpd render`: a plan is shown, not run.
     pub dry_run: bool,
+    /// Tokens of the admin API (`/admin/v1`).
+    pub admin_tokens: Arc<[crate::admin::AdminToken]>,
 }
 
 /// Largest call-back body accepted.
@@ -58,7 +60,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/devices", get(api::devices))
         .route("/api/v1/devices/{device}", get(api::device))
         .fallback(unknown_route)
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::admin::router(state))
 }
 
 /// A static route in the same binary: the framework's ceiling, for benchmarks and probes.
