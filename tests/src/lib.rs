@@ -111,6 +111,44 @@ password = "{password}"
     )
 }
 
+/// SHA-256 of a file, hex: a policy's version as ztpd reports it.
+pub fn sha256(path: &Path) -> String {
+    let out = std::process::Command::new("sha256sum")
+        .arg(path)
+        .output()
+        .expect("sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Fetch the served IOS XE script and return its call-back token.
+pub async fn fetch_token(base: &str) -> String {
+    let script = client()
+        .get(format!("{base}/script.py"))
+        .send()
+        .await
+        .expect("GET /script.py")
+        .text()
+        .await
+        .expect("script text");
+    script_token(&script)
+}
+
+/// POST an IOS XE call-back for `serial`, with `token` if given.
+pub async fn post_callback(base: &str, serial: &str, token: Option<&str>) -> reqwest::Response {
+    let mut req = client()
+        .post(format!("{base}/callback"))
+        .header("X-Serial-Number", serial)
+        .json(&serde_json::json!({"serial": serial, "model": "C9300-48P"}));
+    if let Some(t) = token {
+        req = req.header("X-Ztpd-Token", t);
+    }
+    req.send().await.expect("POST /callback")
+}
+
 /// The token in a served IOS XE script (`TOKEN = "..."`).
 pub fn script_token(script: &str) -> String {
     script

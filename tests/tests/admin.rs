@@ -1,25 +1,13 @@
 //! The admin API: tokens scoped to tenants, policy upload/validate/activate/rollback with
 //! versions and an audit log, the `ztpd policy` CLI, tenant isolation, the OpenAPI document.
 
-use ztpd_e2e::{TestServer, client, policy, repo_root};
+use ztpd_e2e::{TestServer, client, policy, repo_root, sha256};
 
 const OPS: &str = "operator-token-0123456789";
 const A_TOKEN: &str = "tenant-a-token-0123456789";
 const B_TOKEN: &str = "tenant-b-token-0123456789";
 const MAC: &str = "00:1c:73:00:00:01";
 const VERSION: &str = ztpd::http::POLICY_VERSION_HEADER;
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 /// Tenants a and b on the demo policy; b's inventory holds only the switches a lacks.
 async fn server(test: &str) -> TestServer {

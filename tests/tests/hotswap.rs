@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root, temp_dir};
+use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root, sha256, temp_dir};
 
 const MACS: [&str; 4] = [
     "00:1c:73:00:00:01",
@@ -15,22 +15,6 @@ const MACS: [&str; 4] = [
     "00:1c:73:00:03:e8",
 ];
 const VERSION: &str = ztpd::http::POLICY_VERSION_HEADER;
-
-fn sha256(path: &Path) -> String {
-    use std::fmt::Write;
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .expect("sha256sum");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut hex = String::new();
-    let _ = write!(
-        hex,
-        "{}",
-        text.split_whitespace().next().unwrap_or_default()
-    );
-    hex
-}
 
 /// Replace `dest` the way deploy tools do: write beside it, then rename over it.
 fn install(src: &Path, dest: &Path) {

@@ -22,26 +22,11 @@ async fn setup(test: &str, serials: &[&str], wait_s: u32) -> (TestServer, SimDev
 }
 
 async fn token(srv: &TestServer) -> String {
-    let script = client()
-        .get(srv.url("/script.py"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    script_token(&script)
+    ztpd_e2e::fetch_token(&srv.base).await
 }
 
 async fn call_back(srv: &TestServer, serial: &str, token: Option<&str>) -> reqwest::Response {
-    let mut req = client()
-        .post(srv.url("/callback"))
-        .header("X-Serial-Number", serial)
-        .json(&serde_json::json!({"serial": serial, "model": "C9300-48P"}));
-    if let Some(t) = token {
-        req = req.header("X-Ztpd-Token", t);
-    }
-    req.send().await.unwrap()
+    ztpd_e2e::post_callback(&srv.base, serial, token).await
 }
 
 #[tokio::test]

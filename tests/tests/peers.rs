@@ -8,8 +8,7 @@ use std::time::Duration;
 
 use ztpd_e2e::peers::{Fakenos, SSHD_PASSWORD, SSHD_USER, Sshd};
 use ztpd_e2e::{
-    TestServer, client, free_port, iosxe_config, iosxe_inventory, repo_root, script_token,
-    temp_dir, wait_for_job,
+    TestServer, client, free_port, iosxe_config, iosxe_inventory, repo_root, temp_dir, wait_for_job,
 };
 
 const SERIAL: &str = "FOC2101B001";
@@ -39,22 +38,13 @@ async fn ztpd(
 }
 
 async fn call_back(srv: &TestServer, serial: &str) {
-    let script = client()
-        .get(srv.url("/script.py"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let r = client()
-        .post(srv.url("/callback"))
-        .header("X-Serial-Number", serial)
-        .header("X-Ztpd-Token", script_token(&script))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let token = ztpd_e2e::fetch_token(&srv.base).await;
+    assert_eq!(
+        ztpd_e2e::post_callback(&srv.base, serial, Some(&token))
+            .await
+            .status(),
+        200
+    );
 }
 
 #[tokio::test]

@@ -1,21 +1,9 @@
 //! Tenants recognised by path prefix or by the device's source network; a device outside
 //! a tenant's networks is refused; an unknown tenant is a clear 404.
 
-use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root};
+use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root, sha256};
 
 const MAC: &str = "00:1c:73:00:00:01";
-
-fn sha256(path: &std::path::Path) -> String {
-    let out = std::process::Command::new("sha256sum")
-        .arg(path)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .next()
-        .unwrap_or_default()
-        .to_owned()
-}
 
 #[tokio::test]
 async fn source_networks_pick_and_restrict_tenants() {

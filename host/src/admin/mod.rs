@@ -22,7 +22,7 @@ use serde::Deserialize;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
-use crate::http::{AppError, AppState};
+use crate::http::{AppError, AppState, constant_time_eq};
 use crate::jobs::now_ms;
 use crate::request::Dialect;
 use crate::tenant::Tenant;
@@ -65,10 +65,6 @@ impl Caller {
             _ => Ok(()),
         }
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn caller(app: &AppState, headers: &HeaderMap) -> Result<Caller, AppError> {

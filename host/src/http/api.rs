@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{AppError, AppState};
+use super::{AppError, AppState, constant_time_eq};
 use crate::jobs::Job;
 
 fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
@@ -28,11 +28,6 @@ fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
         Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
         Some(_) => Err(AppError::Forbidden("wrong API token".into())),
     }
-}
-
-/// Token comparison that takes the same time wherever the first difference is.
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn summary(j: &Job) -> serde_json::Value {

@@ -337,6 +337,11 @@ async fn reply(
     Ok(resp)
 }
 
+/// Token comparison that takes the same time wherever the first difference is.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Lets a memoised render be sent without copying it.
 struct ArcStr(Arc<str>);
 
