@@ -191,6 +191,8 @@ struct RawInventory {
 struct RawLimits {
     memory_mib: Option<u32>,
     instances: Option<u32>,
+    /// Device requests per second (a burst of the same size is allowed).
+    rate_per_s: Option<u32>,
     cpu_ms: Option<u64>,
     wall_ms: Option<u64>,
     reply_kib: Option<u32>,
@@ -221,6 +223,8 @@ pub struct TenantConfig {
     pub default: bool,
     /// Source networks; empty means devices may come from anywhere.
     pub sources: Vec<ipnet::IpNet>,
+    /// Device requests per second; none means unlimited.
+    pub rate_per_s: Option<u32>,
     /// Policy files: `None` answers every dialect without a policy of its own.
     pub policies: Vec<(Option<Dialect>, PathBuf)>,
     pub templates: PathBuf,
@@ -414,6 +418,7 @@ impl Config {
                 name: t.name,
                 default: t.default,
                 sources: t.sources,
+                rate_per_s: t.limits.rate_per_s.filter(|r| *r > 0),
                 policies,
                 templates: resolve(&t.templates),
                 inventory: t

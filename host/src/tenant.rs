@@ -63,6 +63,8 @@ pub struct Tenant {
     /// Bounds this tenant's concurrent policy instances, so one tenant cannot take the
     /// whole pool.
     pub instance_permits: tokio::sync::Semaphore,
+    /// Device requests per second, if limited.
+    pub rate: Option<RateLimit>,
     /// The configuration it was built from (policy paths, templates folder, smoke request).
     pub config: TenantConfig,
     /// Per dialect (`None`: every other dialect). Each is replaced as a whole when a new
@@ -181,6 +183,7 @@ impl Tenant {
             callback_url: config.callback.url.clone(),
             script_credential: config.callback.script_credential.clone(),
             instance_permits: tokio::sync::Semaphore::new(config.limits.instances),
+            rate: config.rate_per_s.map(RateLimit::new),
             config: config.clone(),
             policies,
             caps: ArcSwap::from_pointee(Capabilities {
@@ -249,5 +252,47 @@ impl Tenant {
             templates: Arc::new(templates),
             store: old.store.clone(),
         }));
+    }
+}
+
+/// A token bucket: `rate` requests per second with a burst of the same size. Hand-rolled
+/// because it is one counter under a lock; a rate-limiting crate would bring keyed
+/// limiters and clocks ztpd does not need.
+#[derive(Debug)]
+pub struct RateLimit {
+    rate: f64,
+    bucket: std::sync::Mutex<(f64, std::time::Instant)>,
+}
+
+impl RateLimit {
+    pub fn new(per_second: u32) -> Self {
+        let rate = f64::from(per_second);
+        RateLimit {
+            rate,
+            bucket: std::sync::Mutex::new((rate, std::time::Instant::now())),
+        }
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.rate
+    }
+
+    /// Take one request's token, or say how long until one is free.
+    pub fn take(&self) -> Result<(), std::time::Duration> {
+        let Ok(mut bucket) = self.bucket.lock() else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        let (tokens, last) = *bucket;
+        let tokens = (tokens + now.duration_since(last).as_secs_f64() * self.rate).min(self.rate);
+        if tokens >= 1.0 {
+            *bucket = (tokens - 1.0, now);
+            Ok(())
+        } else {
+            *bucket = (tokens, now);
+            Err(std::time::Duration::from_secs_f64(
+                (1.0 - tokens) / self.rate,
+            ))
+        }
     }
 }

@@ -73,3 +73,48 @@ inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
     assert_eq!(r.status(), 404);
     assert!(r.text().await.unwrap().contains("nobody"));
 }
+
+#[tokio::test]
+async fn a_tenant_over_its_request_rate_gets_429_with_retry_after() {
+    let root = repo_root();
+    let config = format!(
+        r#"listen = "127.0.0.1:0"
+[[tenants]]
+name = "slow"
+default = true
+policy = "{}"
+templates = "{}/templates"
+inventory = {{ file = "{}/inventory/arista/swinfo.json", key = "mac" }}
+limits = {{ rate_per_s = 5 }}
+"#,
+        policy("arista_dynamic").display(),
+        root.display(),
+        root.display()
+    );
+    let srv = TestServer::start("tenants-rate", &config).await;
+    let http = client();
+    let mut ok = 0;
+    let mut limited = 0;
+    for _ in 0..20 {
+        let r = http
+            .get(srv.url("/dynconfig"))
+            .header("X-Arista-SystemMAC", MAC)
+            .send()
+            .await
+            .unwrap();
+        match r.status().as_u16() {
+            200 => ok += 1,
+            429 => {
+                limited += 1;
+                assert!(r.headers().contains_key("retry-after"));
+                assert!(r.text().await.unwrap().contains("request rate of 5/s"));
+            }
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        (5..=8).contains(&ok),
+        "the burst of 5 (plus refill) was served: {ok}"
+    );
+    assert_eq!(ok + limited, 20);
+}

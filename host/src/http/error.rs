@@ -12,6 +12,7 @@ pub enum AppError {
     BadRequest(String),
     Unauthorized(String),
     PayloadTooLarge(String),
+    TooManyRequests { reason: String, retry_after_s: u64 },
     NotFound(String),
     Forbidden(String),
     Internal(String),
@@ -19,10 +20,15 @@ pub enum AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        let retry_after = match &self {
+            AppError::TooManyRequests { retry_after_s, .. } => Some(*retry_after_s),
+            _ => None,
+        };
         let (status, reason) = match self {
             AppError::BadRequest(r) => (StatusCode::BAD_REQUEST, r),
             AppError::Unauthorized(r) => (StatusCode::UNAUTHORIZED, r),
             AppError::PayloadTooLarge(r) => (StatusCode::PAYLOAD_TOO_LARGE, r),
+            AppError::TooManyRequests { reason, .. } => (StatusCode::TOO_MANY_REQUESTS, reason),
             AppError::NotFound(r) => (StatusCode::NOT_FOUND, r),
             AppError::Forbidden(r) => (StatusCode::FORBIDDEN, r),
             AppError::Internal(r) => (StatusCode::INTERNAL_SERVER_ERROR, r),
@@ -32,6 +38,10 @@ impl IntoResponse for AppError {
             header::CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
+        if let Some(secs) = retry_after {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
         resp
     }
 }

@@ -88,16 +88,27 @@ fn default_tenant(app: &AppState, req: &Request, path: &str) -> Result<Arc<Tenan
     Ok(tenant)
 }
 
-/// Refuse a device outside the tenant's source networks.
+/// Refuse a device outside the tenant's source networks, or over its request rate.
 fn admit(tenant: &Tenant, ip: IpAddr) -> Result<(), AppError> {
-    if tenant.admits(ip) {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(format!(
+    if !tenant.admits(ip) {
+        return Err(AppError::Forbidden(format!(
             "tenant {} does not serve devices at {ip}",
             tenant.name
-        )))
+        )));
     }
+    if let Some(rate) = &tenant.rate
+        && let Err(wait) = rate.take()
+    {
+        return Err(AppError::TooManyRequests {
+            reason: format!(
+                "tenant {} is over its request rate of {}/s; retry later",
+                tenant.name,
+                rate.per_second()
+            ),
+            retry_after_s: wait.as_secs().max(1),
+        });
+    }
+    Ok(())
 }
 
 async fn dynconfig_default(
