@@ -118,3 +118,46 @@ limits = {{ rate_per_s = 5 }}
     );
     assert_eq!(ok + limited, 20);
 }
+
+#[tokio::test]
+async fn a_policy_cannot_read_another_tenants_key_value_state() {
+    let root = repo_root();
+    let tenant = |name: &str| {
+        format!(
+            "[[tenants]]\nname = \"{name}\"\npolicy = \"{}\"\ntemplates = \"{}/templates\"\ninventory = {{ file = \"{}/inventory/arista/swinfo.json\", key = \"mac\" }}\n",
+            policy("hostile").display(),
+            root.display(),
+            root.display()
+        )
+    };
+    let srv = TestServer::start(
+        "tenants-kv",
+        &format!("listen = \"127.0.0.1:0\"\n{}{}", tenant("a"), tenant("b")),
+    )
+    .await;
+    let get = |path: &str| {
+        let url = srv.url(path);
+        async move {
+            let r = client()
+                .get(url)
+                .header("X-Arista-SystemMAC", MAC)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+            r.text().await.unwrap()
+        }
+    };
+    assert_eq!(get("/t/a/dynconfig?attack=kv-write").await, "wrote a");
+    // The same policy, the same key, another tenant: nothing there.
+    assert_eq!(get("/t/b/dynconfig?attack=kv-read").await, "read None");
+    assert_eq!(
+        get("/t/a/dynconfig?attack=kv-read").await,
+        "read Some(\"a\")"
+    );
+    assert_eq!(get("/t/b/dynconfig?attack=kv-write").await, "wrote b");
+    assert_eq!(
+        get("/t/a/dynconfig?attack=kv-read").await,
+        "read Some(\"a\")"
+    );
+}

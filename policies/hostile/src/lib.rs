@@ -3,9 +3,13 @@
 //! against the same loaded policy at the same time.
 //!
 //! `?attack=` `loop` | `memory` | `recursion` | `panic` | `big-reply` | `read-file` |
-//! `env` | `socket`
+//! `env` | `socket` | `kv-write` | `kv-read` (the last two try to share state across
+//! tenants through a well-known key)
 
-use ztpd_guest::{Decision, Error, Policy, Request, export_policy, inventory};
+use ztpd_guest::{Decision, Error, Policy, Request, export_policy, inventory, kv};
+
+/// The key every tenant's copy of this policy uses.
+const SHARED_KEY: &str = "cross-tenant-probe";
 
 struct Hostile;
 
@@ -39,6 +43,11 @@ impl Policy for Hostile {
                     stream.peer_addr()
                 )))
             }
+            Some("kv-write") => {
+                kv::set(SHARED_KEY, req.tenant())?;
+                Ok(Decision::config(format!("wrote {}", req.tenant())))
+            }
+            Some("kv-read") => Ok(Decision::config(format!("read {:?}", kv::get(SHARED_KEY)?))),
             Some(other) => Err(Error::msg(format!("unknown attack {other:?}"))),
         }
     }
