@@ -17,8 +17,9 @@
 7. 100 tenants (each with its own 10-switch inventory, all on the demo policy): time from
    process start to ready and idle RSS, on a first start and on a restart from the
    compiled cache.
-8. Noisy neighbour: tenant "quiet" measured with wrk alone, then while tenant "noisy" runs
-   endless loops (8 concurrent requests that each spin until the 100 ms CPU limit).
+8. Noisy neighbour: tenant "quiet" measured with wrk alone, then while 8 clients send
+   tenant "noisy" requests that spin until its 100 ms CPU limit (the tenant may run
+   BENCH_NOISY_INSTANCES, default 2, at once).
 5. Mass run: 2,000 simulated devices (an in-process russh device simulator) fetch the
    script, call back and all receive their config (cargo bench -p ztpd-e2e --bench mass_run).
 
@@ -363,7 +364,8 @@ def main():
         f"{hundred['first_start']['idle_rss_mib']:.1f} MiB; restart ready in "
         f"{hundred['restart']['ready_s']:.2f} s, {hundred['restart']['idle_rss_mib']:.1f} MiB")
 
-    log("noisy neighbour (quiet tenant alone, then beside 8 endless loops):")
+    log(f"noisy neighbour (quiet tenant alone, then while 8 clients make a tenant limited to "
+        f"{NOISY_INSTANCES} instances run endless loops):")
     scratch2 = tempfile.mkdtemp(prefix="ztpd-bench-wrk-")
     shutil.copytree(os.path.join(BASELINE, "wrk"), os.path.join(scratch2, "wrk"))
     shutil.copytree(os.path.join(BASELINE, "keys"), os.path.join(scratch2, "keys"))

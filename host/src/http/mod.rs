@@ -255,6 +255,10 @@ async fn callback(app: &AppState, tenant: &Tenant, req: Request) -> Result<Respo
         })?;
     let identity = iosxe::callback_identity(&parts.headers, &body, source)?;
     let serial = identity.serial.clone().unwrap_or_default();
+    // A device calling back again while its job runs: the same job, nothing new to record.
+    if let Some(job) = app.runner.running_job(&tenant.name, &serial) {
+        return Ok(ack(&serial, job, true));
+    }
     let req = Request::from_parts(parts, axum::body::Body::empty());
     let mut request = device_request(
         tenant,
@@ -280,13 +284,18 @@ async fn callback(app: &AppState, tenant: &Tenant, req: Request) -> Result<Respo
         Submitted::Started(id) => (id, false),
         Submitted::AlreadyRunning(id) => (id, true),
     };
-    Ok(axum::Json(serde_json::json!({
+    Ok(ack(&serial, job, already))
+}
+
+/// The call-back acknowledgement (the seed's `{"status": "ACK", "serial": ...}`, plus the job).
+fn ack(serial: &str, job: i64, already_running: bool) -> Response {
+    axum::Json(serde_json::json!({
         "status": "ACK",
         "serial": serial,
         "job": job,
-        "already_running": already,
+        "already_running": already_running,
     }))
-    .into_response())
+    .into_response()
 }
 
 /// Turn the service's answer into a reply; a plan becomes a job and an acknowledgement.

@@ -126,6 +126,11 @@ impl JobRunner {
         }
     }
 
+    /// The running job of a device, if any (answered from memory).
+    pub fn running_job(&self, tenant: &str, device: &str) -> Option<i64> {
+        self.active_job(&(tenant.to_owned(), device.to_owned()))
+    }
+
     fn active_job(&self, key: &(String, String)) -> Option<i64> {
         self.inner
             .active
