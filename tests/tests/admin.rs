@@ -53,6 +53,19 @@ async fn server(test: &str) -> TestServer {
     TestServer::start(test, &config).await
 }
 
+/// GET an admin route with a token and parse the JSON reply.
+async fn get_json(srv: &TestServer, path: &str, token: &str) -> serde_json::Value {
+    client()
+        .get(srv.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
 fn wasm(name: &str) -> Vec<u8> {
     std::fs::read(policy(name)).unwrap()
 }
@@ -71,15 +84,7 @@ async fn tenant_tokens_reach_only_their_tenant() {
         .unwrap();
     assert_eq!(r.status(), 403);
 
-    let v: serde_json::Value = http
-        .get(srv.url("/admin/v1/tenants"))
-        .bearer_auth(A_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&srv, "/admin/v1/tenants", A_TOKEN).await;
     let names: Vec<&str> = v["tenants"]
         .as_array()
         .unwrap()
@@ -87,15 +92,7 @@ async fn tenant_tokens_reach_only_their_tenant() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["a"], "a tenant token sees only its tenant");
-    let v: serde_json::Value = http
-        .get(srv.url("/admin/v1/tenants"))
-        .bearer_auth(OPS)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&srv, "/admin/v1/tenants", OPS).await;
     assert_eq!(v["tenants"].as_array().unwrap().len(), 2);
 
     // A's token on B: read, upload, activate, rollback, templates, devices, all 403.
@@ -125,15 +122,7 @@ async fn tenant_tokens_reach_only_their_tenant() {
         .unwrap();
     assert_eq!(r.headers()[VERSION], b_live.as_str());
     // A's audit log shows nothing of B.
-    let v: serde_json::Value = http
-        .get(srv.url("/admin/v1/audit"))
-        .bearer_auth(A_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&srv, "/admin/v1/audit", A_TOKEN).await;
     assert!(
         v["entries"]
             .as_array()
@@ -245,15 +234,7 @@ async fn push_activate_list_rollback_with_the_cli_and_an_audit_trail() {
     );
     assert_eq!(live(&srv).await, original);
 
-    let v: serde_json::Value = client()
-        .get(srv.url("/admin/v1/audit"))
-        .bearer_auth(OPS)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&srv, "/admin/v1/audit", OPS).await;
     let actions: Vec<String> = v["entries"]
         .as_array()
         .unwrap()
@@ -305,15 +286,7 @@ async fn templates_upload_goes_live_and_the_openapi_document_is_served() {
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let v: serde_json::Value = http
-        .get(srv.url("/admin/v1/tenants"))
-        .bearer_auth(A_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: serde_json::Value = get_json(&srv, "/admin/v1/tenants", A_TOKEN).await;
     let names = v["tenants"][0]["templates"].to_string();
     assert!(
         names.contains("extra/banner.j2") && names.contains("arista/config.j2"),
