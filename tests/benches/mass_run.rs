@@ -10,7 +10,7 @@ use futures::StreamExt;
 use ztpd_e2e::sim::SimDevices;
 use ztpd_e2e::{
     ZtpdProcess, client, free_port, iosxe_config, iosxe_inventory, repo_root, script_token,
-    temp_dir,
+    temp_dir, write_config,
 };
 
 const DEVICES: usize = 2_000;
@@ -44,19 +44,14 @@ async fn main() -> anyhow::Result<()> {
     let serials: Vec<String> = (0..DEVICES).map(|i| format!("MASS{i:05}")).collect();
     let refs: Vec<&str> = serials.iter().map(String::as_str).collect();
     let inventory = iosxe_inventory(&dir, &refs, sim.addr.port(), 0);
-    let config = dir.join("ztpd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n{}",
-            dir.join("data").display(),
-            iosxe_config(
-                &inventory,
-                "mass-pw",
-                &format!("[jobs]\nmax_concurrent_pushes = {MAX_PUSHES}\n")
-            )
+    let config = write_config(
+        &dir,
+        &iosxe_config(
+            &inventory,
+            "mass-pw",
+            &format!("[jobs]\nmax_concurrent_pushes = {MAX_PUSHES}\n"),
         ),
-    )?;
+    );
     let port = free_port();
     let ztpd = ZtpdProcess::start_binary(&binary, &config, port, &dir.join("ztpd.log")).await;
     let http = client();

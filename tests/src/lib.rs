@@ -40,6 +40,11 @@ pub fn temp_dir(test: &str) -> PathBuf {
 
 /// Configuration text for one default tenant running `policy` on the Arista demo data.
 pub fn arista_config(policy_name: &str, limits: &str) -> String {
+    arista_config_at(&policy(policy_name), limits)
+}
+
+/// The same, with the policy at `policy_path` (a file a test may replace).
+pub fn arista_config_at(policy_path: &Path, limits: &str) -> String {
     let root = repo_root();
     format!(
         r#"
@@ -52,9 +57,20 @@ templates = "{root}/templates"
 inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
 limits = {{ {limits} }}
 "#,
-        policy = policy(policy_name).display(),
+        policy = policy_path.display(),
         root = root.display(),
     )
+}
+
+/// Write `config_text` with a `data_dir` inside `dir` to `dir/ztpd.toml`; returns its path.
+pub fn write_config(dir: &Path, config_text: &str) -> PathBuf {
+    let path = dir.join("ztpd.toml");
+    let text = format!(
+        "data_dir = \"{}\"\n{config_text}",
+        dir.join("data").display()
+    );
+    std::fs::write(&path, text).expect("write ztpd.toml");
+    path
 }
 
 /// An inventory of the seed's IOS XE devices `serials`, each told to skip the boot wait

@@ -48,6 +48,15 @@ fn ready_port(child: &mut Child, what: &str) -> u16 {
     panic!("{what} exited before it was ready");
 }
 
+/// The lines a peer has recorded so far.
+fn record_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 /// fakenos impersonating a Cisco IOS XE device, recording config-mode lines.
 pub struct Fakenos {
     pub port: u16,
@@ -86,11 +95,7 @@ impl Fakenos {
 
     /// Config lines received so far.
     pub fn received(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        record_lines(&self.record)
     }
 }
 
@@ -143,11 +148,7 @@ impl Sshd {
     }
 
     pub fn received(&self) -> Vec<String> {
-        std::fs::read_to_string(&self.record)
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
+        record_lines(&self.record)
     }
 
     pub fn stop(&self) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ztpd_e2e::{TestServer, arista_golden, client, policy, repo_root, sha256, temp_dir};
+use ztpd_e2e::{TestServer, arista_config_at, arista_golden, client, policy, sha256, temp_dir};
 
 const MACS: [&str; 4] = [
     "00:1c:73:00:00:01",
@@ -28,21 +28,7 @@ async fn server(test: &str, extra_tenant: &str) -> (TestServer, PathBuf) {
     let dir = temp_dir(&format!("{test}-files"));
     let live = dir.join("policy.wasm");
     std::fs::copy(policy("arista_dynamic"), &live).unwrap();
-    let root = repo_root();
-    let config = format!(
-        r#"
-listen = "127.0.0.1:0"
-[[tenants]]
-name = "default"
-default = true
-policy = "{live}"
-templates = "{root}/templates"
-inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
-{extra_tenant}
-"#,
-        live = live.display(),
-        root = root.display(),
-    );
+    let config = format!("{}{extra_tenant}", arista_config_at(&live, ""));
     (TestServer::start(test, &config).await, live)
 }
 

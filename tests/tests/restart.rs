@@ -6,7 +6,7 @@ use std::time::Duration;
 use ztpd_e2e::sim::SimDevices;
 use ztpd_e2e::{
     ZtpdProcess, client, free_port, iosxe_config, iosxe_inventory, script_token, temp_dir,
-    wait_for_job,
+    wait_for_job, write_config,
 };
 
 #[tokio::test]
@@ -15,16 +15,7 @@ async fn kill_9_during_the_wait_then_restart_finishes_the_job_once() {
     let serial = "FOC2101B001";
     let sim = SimDevices::start(&dir, "ztp", "pw-kill9").await.unwrap();
     let inventory = iosxe_inventory(&dir, &[serial], sim.addr.port(), 3);
-    let config = dir.join("ztpd.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "data_dir = \"{}\"\n{}",
-            dir.join("data").display(),
-            iosxe_config(&inventory, "pw-kill9", "")
-        ),
-    )
-    .unwrap();
+    let config = write_config(&dir, &iosxe_config(&inventory, "pw-kill9", ""));
     let port = free_port();
 
     let mut ztpd = ZtpdProcess::start(&config, port, &dir.join("first.log")).await;

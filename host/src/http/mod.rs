@@ -71,7 +71,7 @@ async fn ping() -> &'static str {
 
 async fn unknown_route(method: Method, uri: Uri) -> AppError {
     AppError::NotFound(format!(
-        "no route for {method} {}; ztpd serves /dynconfig (Arista EOS), /script.py and /callback (Cisco IOS XE), each also under /t/{{tenant}}/, and /api/v1/devices",
+        "no route for {method} {}; ztpd serves /dynconfig (Arista EOS), /script.py and /callback (Cisco IOS XE), each also under /t/{{tenant}}/; /api/v1/devices (status); /admin/v1 (admin API)",
         uri.path()
     ))
 }
