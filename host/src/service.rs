@@ -127,10 +127,6 @@ impl Service {
         Ok(service)
     }
 
-    pub fn engine(&self) -> &Arc<PolicyEngine> {
-        &self.engine
-    }
-
     pub fn versions(&self) -> &crate::admin::versions::VersionStore {
         &self.versions
     }
@@ -221,26 +217,54 @@ impl Service {
             .tenant(tenant)
             .cloned()
             .ok_or_else(|| format!("no tenant named {tenant:?}"))?;
-        let (engine, name, path) = (self.engine.clone(), tenant.name.clone(), path.to_owned());
-        let policy =
-            tokio::task::spawn_blocking(move || crate::tenant::load_policy(&engine, &name, &path))
-                .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?;
-        let live = tenant
-            .policies()
-            .into_iter()
-            .find(|(d, _)| *d == dialect)
-            .map(|(_, p)| p.hash().to_owned());
-        if live.as_deref() == Some(policy.hash()) {
+        let bytes =
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let hash = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&bytes));
+        if tenant.policy_for_slot(dialect).as_deref() == Some(hash.as_str()) {
             return Ok(None);
         }
-        self.smoke_test(&tenant, &policy).await?;
-        let version = policy.hash().to_owned();
+        let label = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "policy".to_owned());
+        let policy = self.prepare_policy(&tenant, &label, bytes.clone()).await?;
         tenant
             .set_policy(dialect, policy)
             .ok_or_else(|| format!("tenant {} has no policy slot for that dialect", tenant.name))?;
-        Ok(Some(version))
+        // Keep the version and who activated it, as an upload through the admin API does,
+        // so `ztpd policy list` shows it and a rollback can return to the one before.
+        let slot = crate::admin::slot_name(dialect);
+        let actor = format!("file {}", path.display());
+        let record = async {
+            self.versions
+                .save_bytes(&hash, &bytes)
+                .map_err(|e| e.to_string())?;
+            self.versions
+                .record_upload(&tenant.name, slot, &hash, bytes.len(), &actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.versions
+                .record_activation(&tenant.name, slot, &hash, &actor)
+                .await
+                .map_err(|e| e.to_string())?;
+            self.versions
+                .audit(crate::admin::versions::AuditEntry {
+                    at_ms: crate::jobs::now_ms(),
+                    actor: actor.clone(),
+                    tenant: tenant.name.clone(),
+                    action: "policy.activate".into(),
+                    target: slot.into(),
+                    hash: Some(hash.clone()),
+                    detail: "file changed on disk".into(),
+                })
+                .await
+                .map_err(|e| e.to_string())
+        };
+        if let Err(e) = record.await {
+            // The new version is live; only its record failed. Say so, do not undo it.
+            tracing::error!(tenant = %tenant.name, slot, "version {hash} is live but could not be recorded: {e}");
+        }
+        Ok(Some(hash))
     }
 
     /// Run the tenant's smoke request (if configured) against `policy`: it must decide

@@ -83,7 +83,7 @@ impl std::fmt::Debug for Tenant {
 }
 
 /// Compile one policy file (CPU-heavy: call on the blocking pool).
-pub fn load_policy(
+fn load_policy(
     engine: &PolicyEngine,
     tenant: &str,
     path: &Path,

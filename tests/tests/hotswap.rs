@@ -129,6 +129,28 @@ async fn a_new_file_answers_within_a_second() {
     install(&b, &live);
     let took = wait_for_version(&srv, &sha256(&b), Duration::from_secs(1)).await;
     eprintln!("new policy answered {took:?} after the file was written");
+    // The swap is in the version history and the audit log, like an API upload.
+    let versions = srv.state.service.versions();
+    let history = versions.activations("default", "any").await.unwrap();
+    assert_eq!(
+        history.first().map(|a| a.hash.as_str()),
+        Some(sha256(&b).as_str()),
+        "{history:?}"
+    );
+    assert!(history[0].actor.starts_with("file "), "{history:?}");
+    assert!(
+        history
+            .iter()
+            .any(|a| a.hash == sha256(&policy("arista_dynamic"))),
+        "the configured version is there to roll back to"
+    );
+    let audit = versions.audit_log(None).await.unwrap();
+    assert!(
+        audit.iter().any(
+            |e| e.action == "policy.activate" && e.hash.as_deref() == Some(sha256(&b).as_str())
+        ),
+        "{audit:?}"
+    );
 }
 
 #[tokio::test]
