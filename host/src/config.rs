@@ -20,9 +20,11 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::credentials::RawCredential;
+use crate::credentials::{RawCredential, resolve_secret};
 use crate::inventory::KeyKind;
 use crate::jobs::RunnerConfig;
+use crate::monitoring::{PrtgAuth, PrtgConfig, SinkConfig, WebhookConfig};
+use crate::netbox::NetBoxConfig;
 use crate::policy::{EngineConfig, Limits};
 use crate::request::Dialect;
 use crate::ssh::SshSettings;
@@ -161,6 +163,12 @@ struct RawTenant {
     #[serde(default)]
     credentials: std::collections::HashMap<String, RawCredential>,
     smoke: Option<SmokeRequest>,
+    /// Monitoring sinks by name, for plans' `register-monitoring` steps.
+    #[serde(default)]
+    monitoring: std::collections::BTreeMap<String, RawSink>,
+    /// Webhooks by name: job events and plans' `webhook` steps.
+    #[serde(default)]
+    webhooks: std::collections::BTreeMap<String, RawWebhook>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -179,11 +187,77 @@ impl<T> OneOrMany<T> {
     }
 }
 
+/// An inventory back end: a file (`file`, `key`) or a NetBox (`netbox` and a token).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInventory {
-    file: PathBuf,
-    key: KeyKind,
+    file: Option<PathBuf>,
+    key: Option<KeyKind>,
+    /// NetBox base URL.
+    netbox: Option<String>,
+    token: Option<String>,
+    token_env: Option<String>,
+    token_file: Option<PathBuf>,
+    timeout_s: Option<u64>,
+    retries: Option<u32>,
+    cache_s: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SinkKind {
+    Prtg,
+}
+
+/// A PRTG object id, written as a number or a string.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum ObjectId {
+    Number(u64),
+    Text(String),
+}
+
+impl ObjectId {
+    fn into_text(self) -> String {
+        match self {
+            ObjectId::Number(n) => n.to_string(),
+            ObjectId::Text(t) => t,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSink {
+    kind: SinkKind,
+    url: String,
+    apitoken: Option<String>,
+    apitoken_env: Option<String>,
+    apitoken_file: Option<PathBuf>,
+    username: Option<String>,
+    passhash: Option<String>,
+    passhash_env: Option<String>,
+    passhash_file: Option<PathBuf>,
+    /// Group new devices go into.
+    group: Option<ObjectId>,
+    /// Device that new devices are copied from.
+    template: Option<ObjectId>,
+    timeout_s: Option<u64>,
+    retries: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: String,
+    secret: Option<String>,
+    secret_env: Option<String>,
+    secret_file: Option<PathBuf>,
+    #[serde(default)]
+    events: Vec<String>,
+    max_attempts: Option<u32>,
+    backoff_ms: Option<u64>,
+    timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -236,6 +310,10 @@ pub struct TenantConfig {
     pub credentials: std::collections::HashMap<String, RawCredential>,
     /// A request every new policy version must answer before it goes live.
     pub smoke: Option<SmokeRequest>,
+    /// Monitoring sinks by name.
+    pub monitoring: std::collections::BTreeMap<String, SinkConfig>,
+    /// Webhooks by name.
+    pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
 }
 
 /// How the IOS XE script calls back, and how its token is checked.
@@ -255,6 +333,7 @@ pub struct CallbackConfig {
 #[derive(Debug, Clone)]
 pub enum InventoryConfig {
     File { path: PathBuf, key: KeyKind },
+    NetBox(NetBoxConfig),
 }
 
 impl Config {
@@ -414,6 +493,35 @@ impl Config {
                     t.name
                 )));
             }
+            let what = format!("tenant {:?}", t.name);
+            let inventory = t
+                .inventory
+                .into_vec()
+                .into_iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    inventory_config(&format!("{what}: inventory {}", i + 1), raw, &resolve)
+                })
+                .collect::<Result<Vec<_>, String>>()
+                .map_err(invalid)?;
+            let monitoring = t
+                .monitoring
+                .into_iter()
+                .map(|(name, raw)| {
+                    let c = sink_config(&format!("{what}: monitoring.{name}"), raw, &resolve)?;
+                    Ok((name, c))
+                })
+                .collect::<Result<_, String>>()
+                .map_err(invalid)?;
+            let webhooks = t
+                .webhooks
+                .into_iter()
+                .map(|(name, raw)| {
+                    let c = webhook_config(&format!("{what}: webhooks.{name}"), raw, &resolve)?;
+                    Ok((name, c))
+                })
+                .collect::<Result<_, String>>()
+                .map_err(invalid)?;
             tenants.push(TenantConfig {
                 name: t.name,
                 default: t.default,
@@ -421,15 +529,7 @@ impl Config {
                 rate_per_s: t.limits.rate_per_s.filter(|r| *r > 0),
                 policies,
                 templates: resolve(&t.templates),
-                inventory: t
-                    .inventory
-                    .into_vec()
-                    .into_iter()
-                    .map(|i| InventoryConfig::File {
-                        path: resolve(&i.file),
-                        key: i.key,
-                    })
-                    .collect(),
+                inventory,
                 limits,
                 callback: CallbackConfig {
                     url: t.callback.url.map(|u| u.trim_end_matches('/').to_owned()),
@@ -439,6 +539,8 @@ impl Config {
                 },
                 credentials,
                 smoke: t.smoke,
+                monitoring,
+                webhooks,
             });
         }
         let jobs = {
@@ -530,6 +632,147 @@ impl Config {
             tenants,
         })
     }
+}
+
+fn http_url(what: &str, key: &str, url: &str) -> Result<String, String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url.trim_end_matches('/').to_owned())
+    } else {
+        Err(format!(
+            "{what}: {key} = {url:?} must start with http:// or https://"
+        ))
+    }
+}
+
+fn inventory_config(
+    what: &str,
+    raw: RawInventory,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<InventoryConfig, String> {
+    match (raw.file, raw.netbox) {
+        (Some(file), None) => {
+            let key = raw.key.ok_or_else(|| {
+                format!("{what}: a file inventory needs key = \"mac\" or key = \"serial\"")
+            })?;
+            if raw.token.is_some() || raw.token_env.is_some() || raw.token_file.is_some() {
+                return Err(format!(
+                    "{what}: token settings belong to a netbox inventory, not a file"
+                ));
+            }
+            Ok(InventoryConfig::File {
+                path: resolve(&file),
+                key,
+            })
+        }
+        (None, Some(url)) => {
+            let what = format!("{what} (netbox)");
+            if raw.key.is_some() {
+                return Err(format!(
+                    "{what}: key is for file inventories; NetBox is searched by serial, MAC or name"
+                ));
+            }
+            let token_file = raw.token_file.map(|p| resolve(&p));
+            let token = resolve_secret(
+                &what,
+                "token",
+                raw.token.as_deref(),
+                raw.token_env.as_deref(),
+                token_file.as_deref(),
+            )?;
+            Ok(InventoryConfig::NetBox(NetBoxConfig {
+                url: http_url(&what, "netbox", &url)?,
+                token,
+                timeout: Duration::from_secs(raw.timeout_s.unwrap_or(10).max(1)),
+                retries: raw.retries.unwrap_or(3),
+                cache_ttl: Duration::from_secs(raw.cache_s.unwrap_or(30)),
+            }))
+        }
+        _ => Err(format!(
+            "{what}: give either file (with key) or netbox (a URL, with token or token_env)"
+        )),
+    }
+}
+
+fn sink_config(
+    what: &str,
+    raw: RawSink,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<SinkConfig, String> {
+    match raw.kind {
+        SinkKind::Prtg => {
+            let any_token =
+                raw.apitoken.is_some() || raw.apitoken_env.is_some() || raw.apitoken_file.is_some();
+            let auth = match (any_token, raw.username) {
+                (true, None) => PrtgAuth::ApiToken(resolve_secret(
+                    what,
+                    "apitoken",
+                    raw.apitoken.as_deref(),
+                    raw.apitoken_env.as_deref(),
+                    raw.apitoken_file.map(|p| resolve(&p)).as_deref(),
+                )?),
+                (false, Some(username)) => PrtgAuth::Passhash {
+                    username,
+                    passhash: resolve_secret(
+                        what,
+                        "passhash",
+                        raw.passhash.as_deref(),
+                        raw.passhash_env.as_deref(),
+                        raw.passhash_file.map(|p| resolve(&p)).as_deref(),
+                    )?,
+                },
+                _ => {
+                    return Err(format!(
+                        "{what}: give either an API token (apitoken, apitoken_env or apitoken_file) or username with passhash (passhash, passhash_env or passhash_file)"
+                    ));
+                }
+            };
+            Ok(SinkConfig::Prtg(PrtgConfig {
+                url: http_url(what, "url", &raw.url)?,
+                auth,
+                group: raw.group.map(ObjectId::into_text),
+                template: raw.template.map(ObjectId::into_text),
+                timeout: Duration::from_secs(raw.timeout_s.unwrap_or(10).max(1)),
+                retries: raw.retries.unwrap_or(3),
+            }))
+        }
+    }
+}
+
+fn webhook_config(
+    what: &str,
+    raw: RawWebhook,
+    resolve: &dyn Fn(&Path) -> PathBuf,
+) -> Result<WebhookConfig, String> {
+    use crate::monitoring::webhook::{FAILED, PROVISIONED};
+    if let Some(e) = raw
+        .events
+        .iter()
+        .find(|e| ![PROVISIONED, FAILED].contains(&e.as_str()))
+    {
+        return Err(format!(
+            "{what}: unknown event {e:?}; ztpd sends {PROVISIONED} and {FAILED} by itself (plans may send any event through a webhook step)"
+        ));
+    }
+    let secret = resolve_secret(
+        what,
+        "secret",
+        raw.secret.as_deref(),
+        raw.secret_env.as_deref(),
+        raw.secret_file.map(|p| resolve(&p)).as_deref(),
+    )?;
+    if secret.expose().len() < 16 {
+        return Err(format!(
+            "{what}: the secret is shorter than 16 characters; use a long random value"
+        ));
+    }
+    Ok(WebhookConfig {
+        url: http_url(what, "url", &raw.url)?,
+        secret,
+        events: raw.events,
+        max_attempts: raw.max_attempts.unwrap_or(8).max(1),
+        backoff: Duration::from_millis(raw.backoff_ms.unwrap_or(1000).max(10)),
+        timeout: Duration::from_secs(raw.timeout_s.unwrap_or(10).max(1)),
+    })
 }
 
 fn valid_name(name: &str) -> bool {

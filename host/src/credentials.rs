@@ -147,6 +147,58 @@ impl Credentials {
     }
 }
 
+/// A secret held by the host (an API token, a webhook key): `Debug` and `Display` never
+/// print it, so it cannot reach a log line or an error message by accident.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SecretText(String);
+
+impl SecretText {
+    pub fn new(value: impl Into<String>) -> Self {
+        SecretText(value.into())
+    }
+
+    /// The value, for the one place that sends it (a header, a query parameter, an HMAC).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SecretText(***)")
+    }
+}
+
+/// Read a secret written in the configuration as `{key}`, `{key}_env` or `{key}_file`
+/// (exactly one of them). `what` names the setting in messages, e.g. `tenant "lab":
+/// inventory netbox`. A file's trailing newline is dropped.
+pub fn resolve_secret(
+    what: &str,
+    key: &str,
+    inline: Option<&str>,
+    env: Option<&str>,
+    file: Option<&std::path::Path>,
+) -> Result<SecretText, String> {
+    let value = match (inline, env, file) {
+        (Some(v), None, None) => v.to_owned(),
+        (None, Some(var), None) => std::env::var(var)
+            .map_err(|_| format!("{what}: {key}_env names {var}, which is not set"))?,
+        (None, None, Some(path)) => std::fs::read_to_string(path)
+            .map_err(|e| format!("{what}: cannot read {key}_file {}: {e}", path.display()))?
+            .trim_end_matches(['\n', '\r'])
+            .to_owned(),
+        _ => {
+            return Err(format!(
+                "{what}: give exactly one of {key}, {key}_env or {key}_file"
+            ));
+        }
+    };
+    if value.is_empty() {
+        return Err(format!("{what}: {key} is empty"));
+    }
+    Ok(SecretText(value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,4 +1,5 @@
-//! Inventory back ends: where a tenant's device records come from.
+//! Inventory back ends: where a tenant's device records come from — files here, NetBox
+//! in [`crate::netbox`].
 //!
 //! The file back end reads a JSON or YAML map of records keyed by MAC (like the Arista
 //! seed's `swinfo.json`) or by serial (like the IOS XE seed's `inventory.yaml`). MAC keys
@@ -76,6 +77,8 @@ pub struct Inventory {
 #[derive(Debug)]
 pub enum Source {
     File(FileInventory),
+    /// A NetBox, asked over its REST API (see [`crate::netbox`]).
+    NetBox(Arc<crate::netbox::NetBox>),
 }
 
 impl Inventory {
@@ -88,12 +91,21 @@ impl Inventory {
         for source in &self.sources {
             let found = match source {
                 Source::File(f) => f.lookup(field, value)?,
+                Source::NetBox(n) => n.lookup(field, value).await.map_err(|e| e.to_string())?,
             };
             if found.is_some() {
                 return Ok(found);
             }
         }
         Ok(None)
+    }
+
+    /// The first NetBox among the back ends: where write-back steps go.
+    pub fn netbox(&self) -> Option<&Arc<crate::netbox::NetBox>> {
+        self.sources.iter().find_map(|s| match s {
+            Source::NetBox(n) => Some(n),
+            Source::File(_) => None,
+        })
     }
 }
 

@@ -23,7 +23,9 @@
 //!   wall-time, memory and stack limits, and the host imports. Knows nothing of axum.
 //! - [`decision`]: what a policy decided, in host types (plans are serialisable for jobs).
 //! - [`templates`]: Jinja2 via minijinja with the seeds' whitespace settings.
-//! - [`inventory`]: inventory back ends (JSON/YAML file).
+//! - [`inventory`]: inventory back ends (JSON/YAML file, NetBox).
+//! - [`netbox`]: the NetBox REST client: look-ups, config rendering, write-back.
+//! - [`monitoring`]: PRTG and signed webhooks (a persisted outbox with retries).
 //! - [`store`]: the SQLite database (policy key-value state, tenant secrets).
 //! - [`jobs`]: provisioning jobs — persisted state machine, event log, background runner.
 //! - [`ssh`]: the SSH pusher (russh) with IOS XE and EOS drivers, host-key checks.
@@ -47,6 +49,8 @@ pub mod http;
 pub mod identity;
 pub mod inventory;
 pub mod jobs;
+pub mod monitoring;
+pub mod netbox;
 pub mod policy;
 pub mod reload;
 pub mod request;

@@ -25,7 +25,8 @@ pub async fn build(config: &Config, store: Store) -> anyhow::Result<AppState> {
     let service = Arc::new(Service::build(config, engine, store).await?);
     Ok(AppState {
         service,
-        runner: JobRunner::new(jobs, config.jobs.clone()),
+        runner: JobRunner::new(jobs, config.jobs.clone())
+            .context("preparing the webhook outbox")?,
         api_token: config.api_token.as_deref().map(Arc::from),
         dry_run: false,
         admin_tokens: config.admin_tokens.clone().into(),
@@ -75,6 +76,7 @@ impl Server {
         if resumed > 0 {
             tracing::info!("resumed {resumed} unfinished jobs");
         }
+        state.runner.outbox().start(state.service.clone());
         let listener = TcpListener::bind(listen)
             .await
             .with_context(|| format!("cannot listen on {listen}; set `listen` or ZTPD_LISTEN"))?;

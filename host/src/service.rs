@@ -57,6 +57,8 @@ pub enum DecideError {
     },
     #[error("ztpd is shutting down")]
     Closed,
+    #[error("tenant {tenant}: {detail}")]
+    NetBox { tenant: String, detail: String },
     #[error(
         "tenant {tenant} has no policy for {dialect} devices; set policy or [tenants.policies] {dialect}"
     )]
@@ -380,6 +382,23 @@ impl Service {
                     source,
                 };
                 let text: Arc<str> = match host_vars {
+                    None if r.template == crate::netbox::RENDER_IN_NETBOX => {
+                        let netbox_error = |detail: String| DecideError::NetBox {
+                            tenant: tenant.name.clone(),
+                            detail,
+                        };
+                        let netbox = caps.inventory.netbox().ok_or_else(|| {
+                            netbox_error(format!(
+                                "the policy asked for {} but the tenant has no NetBox inventory",
+                                r.template
+                            ))
+                        })?;
+                        netbox
+                            .render_record(&r.vars)
+                            .await
+                            .map_err(|e| netbox_error(e.to_string()))?
+                            .into()
+                    }
                     None => caps
                         .templates
                         .render_json(&r.template, &r.vars)
@@ -453,4 +472,10 @@ fn smoke_request(
             .collect(),
         body: Default::default(),
     })
+}
+
+impl crate::monitoring::webhook::WebhookDirectory for Service {
+    fn webhook(&self, tenant: &str, name: &str) -> Option<crate::monitoring::WebhookConfig> {
+        self.tenant(tenant)?.config.webhooks.get(name).cloned()
+    }
 }

@@ -45,6 +45,8 @@ pub enum TenantError {
     },
     #[error("tenant {tenant}: cannot get the call-back token secret: {detail}")]
     Secret { tenant: String, detail: String },
+    #[error("tenant {tenant}: {detail}")]
+    Setting { tenant: String, detail: String },
     #[error("tenant {tenant}: loading was interrupted: {detail}")]
     Task { tenant: String, detail: String },
 }
@@ -67,6 +69,8 @@ pub struct Tenant {
     pub rate: Option<RateLimit>,
     /// The configuration it was built from (policy paths, templates folder, smoke request).
     pub config: TenantConfig,
+    /// Monitoring sinks by name (`register-monitoring` steps).
+    pub sinks: std::collections::BTreeMap<String, crate::monitoring::Sink>,
     /// Per dialect (`None`: every other dialect). Each is replaced as a whole when a new
     /// version is activated; a request holds the snapshot it started with.
     policies: Vec<(Option<Dialect>, ArcSwap<LoadedPolicy>)>,
@@ -147,6 +151,14 @@ impl Tenant {
                     .map_err(task)??;
                     sources.push(Source::File(file));
                 }
+                InventoryConfig::NetBox(c) => {
+                    let netbox =
+                        crate::netbox::NetBox::new(c).map_err(|e| TenantError::Setting {
+                            tenant: tenant.clone(),
+                            detail: e.to_string(),
+                        })?;
+                    sources.push(Source::NetBox(Arc::new(netbox)));
+                }
             }
         }
         let credentials = Credentials::resolve(&config.credentials).map_err(|source| {
@@ -170,7 +182,20 @@ impl Tenant {
                     .map_err(|e| secret_error(e.to_string()))?
             }
         };
+        let sinks = config
+            .monitoring
+            .iter()
+            .map(|(name, c)| {
+                let sink =
+                    crate::monitoring::Sink::new(c).map_err(|detail| TenantError::Setting {
+                        tenant: tenant.clone(),
+                        detail: format!("monitoring.{name}: {detail}"),
+                    })?;
+                Ok((name.clone(), sink))
+            })
+            .collect::<Result<_, TenantError>>()?;
         Ok(Tenant {
+            sinks,
             name: config.name.clone(),
             is_default: config.default,
             limits: config.limits,

@@ -3,6 +3,7 @@
 
 pub mod peers;
 pub mod sim;
+pub mod standins;
 
 use std::path::{Path, PathBuf};
 

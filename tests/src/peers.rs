@@ -30,19 +30,19 @@ fn peers() -> PathBuf {
     repo_root().join("tests/peers")
 }
 
-/// Read lines of `child`'s stdout until `READY <port>`.
-fn ready_port(child: &mut Child, what: &str) -> u16 {
+/// Read lines of `child`'s stdout until `{prefix}<port>` (e.g. `READY 4242`).
+pub(crate) fn ready_port(child: &mut Child, what: &str, prefix: &str) -> u16 {
     let stdout = child
         .stdout
         .take()
         .unwrap_or_else(|| panic!("{what}: no stdout"));
     for line in BufReader::new(stdout).lines() {
         let line = line.unwrap_or_else(|e| panic!("{what}: {e}"));
-        if let Some(port) = line.strip_prefix("READY ") {
+        if let Some(port) = line.strip_prefix(prefix) {
             return port
                 .trim()
                 .parse()
-                .unwrap_or_else(|_| panic!("{what}: bad READY line {line:?}"));
+                .unwrap_or_else(|_| panic!("{what}: bad {prefix:?} line {line:?}"));
         }
     }
     panic!("{what} exited before it was ready");
@@ -85,7 +85,7 @@ impl Fakenos {
             .stderr(Stdio::null())
             .spawn()
             .expect("start fakenos");
-        let port = ready_port(&mut child, "fakenos");
+        let port = ready_port(&mut child, "fakenos", "READY ");
         Fakenos {
             port,
             record,
@@ -138,7 +138,7 @@ impl Sshd {
             .stdout(Stdio::piped())
             .spawn()
             .expect("start sshd");
-        let port = ready_port(&mut child, "sshd");
+        let port = ready_port(&mut child, "sshd", "READY ");
         let _ = child.wait();
         Sshd {
             port,

@@ -4,9 +4,9 @@
 //! in SQLite with a timestamped event log and moved through a small state machine:
 //!
 //! ```text
-//! received ──policy──> planned ──> waiting ──> pushing ──> done
-//!     │                   │           │           │
-//!     └───────────────────┴───────────┴───────────┴──────> failed
+//! received ──policy──> planned ──> waiting ──> pushing ──> registering ──> done
+//!     │                   │           │           │             │
+//!     └───────────────────┴───────────┴───────────┴─────────────┴──────> failed
 //! ```
 //!
 //! - [`store`]: the jobs and events tables.
@@ -33,6 +33,8 @@ pub enum JobState {
     Waiting,
     /// Pushing configuration over SSH.
     Pushing,
+    /// Telling other systems: monitoring, the source of truth, webhooks.
+    Registering,
     Done,
     Failed,
 }
@@ -44,6 +46,7 @@ impl JobState {
             JobState::Planned => "planned",
             JobState::Waiting => "waiting",
             JobState::Pushing => "pushing",
+            JobState::Registering => "registering",
             JobState::Done => "done",
             JobState::Failed => "failed",
         }
@@ -55,6 +58,7 @@ impl JobState {
             "planned" => JobState::Planned,
             "waiting" => JobState::Waiting,
             "pushing" => JobState::Pushing,
+            "registering" => JobState::Registering,
             "done" => JobState::Done,
             "failed" => JobState::Failed,
             _ => return None,

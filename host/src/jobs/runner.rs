@@ -17,7 +17,9 @@ use tokio::sync::Semaphore;
 
 use super::store::{Created, NewJob, Update, device_key};
 use super::{Job, JobState, JobStore, now_ms};
-use crate::decision::Step;
+use crate::decision::{InventoryChange, Step};
+use crate::monitoring::webhook::{FAILED, PROVISIONED};
+use crate::monitoring::{JobEvent, Outbox};
 use crate::service::{Outcome, Service};
 use crate::ssh::{self, Platform, SshSettings, Target};
 use crate::store::StoreError;
@@ -52,6 +54,8 @@ pub enum Submitted {
 
 struct Inner {
     store: JobStore,
+    /// Webhook events, delivered in the background.
+    outbox: Outbox,
     config: RunnerConfig,
     push_permits: Semaphore,
     /// (tenant, device) → id of its running job.
@@ -84,17 +88,24 @@ impl<E: std::fmt::Display> From<E> for Failure {
 }
 
 impl JobRunner {
-    pub fn new(store: JobStore, config: RunnerConfig) -> Self {
-        JobRunner {
+    pub fn new(store: JobStore, config: RunnerConfig) -> Result<Self, StoreError> {
+        let outbox = Outbox::new(store.db().clone())?;
+        Ok(JobRunner {
             inner: Arc::new(Inner {
                 store,
+                outbox,
                 push_permits: Semaphore::new(config.max_concurrent_pushes.max(1)),
                 config,
                 active: Mutex::new(HashMap::new()),
                 pushes_in_flight: AtomicUsize::new(0),
                 peak_pushes: AtomicUsize::new(0),
             }),
-        }
+        })
+    }
+
+    /// The webhook outbox jobs write their events to.
+    pub fn outbox(&self) -> &Outbox {
+        &self.inner.outbox
     }
 
     pub fn store(&self) -> &JobStore {
@@ -179,7 +190,8 @@ impl JobRunner {
                     ))
                 }
             };
-            if let Some(reason) = failure {
+            if let Some(reason) = &failure {
+                let reason = reason.clone();
                 tracing::warn!(job = id, "job failed: {reason}");
                 let update = Update {
                     error: Some(reason.clone()),
@@ -194,10 +206,47 @@ impl JobRunner {
                     tracing::error!(job = id, "cannot record the job's failure: {e}");
                 }
             }
+            runner.announce(&service, id, failure.as_deref()).await;
             if let Ok(mut active) = runner.inner.active.lock() {
                 active.remove(&key);
             }
         });
+    }
+
+    /// Queue `device.provisioned` or `device.failed` for the tenant's webhooks that list it.
+    async fn announce(&self, service: &Service, id: i64, failure: Option<&str>) {
+        let event = if failure.is_some() {
+            FAILED
+        } else {
+            PROVISIONED
+        };
+        let Ok(Some(job)) = self.inner.store.get(id).await else {
+            return;
+        };
+        let Some(tenant) = service.tenant(&job.tenant) else {
+            return;
+        };
+        for (name, hook) in &tenant.config.webhooks {
+            if !hook.events.iter().any(|e| e == event) {
+                continue;
+            }
+            let body = JobEvent {
+                event,
+                tenant: &job.tenant,
+                job: &job,
+                error: failure,
+                data: serde_json::json!({}),
+            }
+            .body();
+            if let Err(e) = self
+                .inner
+                .outbox
+                .enqueue(&job.tenant, name, event, &body)
+                .await
+            {
+                tracing::error!(job = id, webhook = %name, "cannot queue webhook event {event}: {e}");
+            }
+        }
     }
 
     async fn drive(&self, service: &Service, mut job: Job) -> Result<(), Failure> {
@@ -258,11 +307,19 @@ impl JobRunner {
             };
             match step {
                 Step::Render(r) => {
-                    let text = tenant
-                        .capabilities()
-                        .templates
-                        .render_json(&r.template, &r.vars)
-                        .map_err(|e| Failure(format!("render {}: {e}", r.template)))?;
+                    let text: String = if r.template == crate::netbox::RENDER_IN_NETBOX {
+                        netbox_of(&tenant, "render netbox:render-config")?
+                            .render_record(&r.vars)
+                            .await
+                            .map_err(|e| Failure(format!("render {}: {e}", r.template)))?
+                    } else {
+                        tenant
+                            .capabilities()
+                            .templates
+                            .render_json(&r.template, &r.vars)
+                            .map_err(|e| Failure(format!("render {}: {e}", r.template)))?
+                            .to_string()
+                    };
                     let lines = text.lines().count();
                     store
                         .transition(
@@ -416,22 +473,126 @@ impl JobRunner {
                     }
                 }
                 Step::RegisterMonitoring(m) => {
-                    return Err(Failure(format!(
-                        "register-monitoring: tenant {} has no monitoring sink named {:?}",
-                        tenant.name, m.sink
-                    )));
+                    let sink = tenant.sinks.get(&m.sink).ok_or_else(|| {
+                        Failure(format!(
+                            "register-monitoring: tenant {} has no monitoring sink named {:?} (it has: {}); add [tenants.monitoring.{}]",
+                            tenant.name,
+                            m.sink,
+                            tenant.sinks.keys().cloned().collect::<Vec<_>>().join(", "),
+                            m.sink
+                        ))
+                    })?;
+                    // The address the device was pushed to, else the one it called from.
+                    let host = m
+                        .host
+                        .clone()
+                        .or_else(|| {
+                            plan.steps.iter().rev().find_map(|s| match s {
+                                Step::SshPush(p) => p.address.clone(),
+                                _ => None,
+                            })
+                        })
+                        .unwrap_or_else(|| job.source_ip.clone());
+                    let line = sink
+                        .register(&m.name, &host, m.group.as_deref(), m.template.as_deref())
+                        .await
+                        .map_err(|e| Failure(format!("register-monitoring {}: {e}", m.sink)))?;
+                    store
+                        .transition(job.id, JobState::Registering, line, next)
+                        .await?;
                 }
-                Step::UpdateInventory(_) => {
-                    return Err(Failure(format!(
-                        "update-inventory: tenant {}'s inventory is a file, which ztpd does not write back to",
-                        tenant.name
-                    )));
+                Step::UpdateInventory(change) => {
+                    let netbox = netbox_of(&tenant, "update-inventory")?;
+                    let (field, value) = match (&job.serial, &job.mac) {
+                        (Some(serial), _) => ("serial", serial.as_str()),
+                        (None, Some(mac)) => ("mac", mac.as_str()),
+                        (None, None) => {
+                            return Err(Failure(
+                                "update-inventory: the device sent neither a serial nor a MAC, so ztpd cannot find it in NetBox".into(),
+                            ));
+                        }
+                    };
+                    let device = netbox
+                        .find_device(field, value)
+                        .await
+                        .map_err(|e| Failure(format!("update-inventory: {e}")))?
+                        .ok_or_else(|| {
+                            Failure(format!(
+                                "update-inventory: NetBox {} has no device with {field} {value}",
+                                netbox.url()
+                            ))
+                        })?;
+                    let id = device
+                        .get("id")
+                        .and_then(serde_json::Value::as_i64)
+                        .ok_or_else(|| {
+                            Failure(
+                                "update-inventory: NetBox answered a device without an id".into(),
+                            )
+                        })?;
+                    let note = match (&job.policy_version, change) {
+                        (Some(v), InventoryChange::Journal(_)) => format!(
+                            "ztpd job {}, tenant {}, policy version {}",
+                            job.id,
+                            job.tenant,
+                            &v[..12.min(v.len())]
+                        ),
+                        _ => String::new(),
+                    };
+                    let line = netbox
+                        .apply(id, change, &note)
+                        .await
+                        .map_err(|e| Failure(format!("update-inventory: {e}")))?;
+                    store
+                        .transition(job.id, JobState::Registering, line, next)
+                        .await?;
                 }
                 Step::Webhook(w) => {
-                    return Err(Failure(format!(
-                        "webhook: tenant {} has no webhook named {:?}",
-                        tenant.name, w.name
-                    )));
+                    if !tenant.config.webhooks.contains_key(&w.name) {
+                        return Err(Failure(format!(
+                            "webhook: tenant {} has no webhook named {:?} (it has: {}); add [tenants.webhooks.{}]",
+                            tenant.name,
+                            w.name,
+                            tenant
+                                .config
+                                .webhooks
+                                .keys()
+                                .cloned()
+                                .collect::<Vec<_>>()
+                                .join(", "),
+                            w.name
+                        )));
+                    }
+                    let data: serde_json::Value = serde_json::from_str(&w.data).map_err(|e| {
+                        Failure(format!(
+                            "webhook {}: the policy's data is not JSON: {e}",
+                            w.name
+                        ))
+                    })?;
+                    let body = JobEvent {
+                        event: &w.event,
+                        tenant: &job.tenant,
+                        job: &job,
+                        error: None,
+                        data,
+                    }
+                    .body();
+                    let delivery = self
+                        .inner
+                        .outbox
+                        .enqueue(&job.tenant, &w.name, &w.event, &body)
+                        .await?;
+                    store
+                        .transition(
+                            job.id,
+                            JobState::Registering,
+                            format!(
+                                "webhook {}: event {} queued (delivery {delivery})",
+                                w.name, w.event
+                            ),
+                            next,
+                        )
+                        .await?;
                 }
             }
         }
@@ -441,6 +602,23 @@ impl JobRunner {
         tracing::info!(job = job.id, tenant = %job.tenant, device = %job.device, "job done");
         Ok(())
     }
+}
+
+fn netbox_of(
+    tenant: &crate::tenant::Tenant,
+    step: &str,
+) -> Result<std::sync::Arc<crate::netbox::NetBox>, Failure> {
+    tenant
+        .capabilities()
+        .inventory
+        .netbox()
+        .cloned()
+        .ok_or_else(|| {
+            Failure(format!(
+                "{step}: tenant {} has no NetBox inventory; add inventory = {{ netbox = \"https://...\", token_env = \"...\" }}",
+                tenant.name
+            ))
+        })
 }
 
 fn plan_summary(steps: &[Step]) -> String {

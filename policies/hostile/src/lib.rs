@@ -4,7 +4,9 @@
 //!
 //! `?attack=` `loop` | `memory` | `recursion` | `panic` | `big-reply` | `read-file` |
 //! `env` | `socket` | `kv-write` | `kv-read` (the last two try to share state across
-//! tenants through a well-known key)
+//! tenants through a well-known key) | `spy` (reply with everything the policy can see:
+//! its request and what the inventory returns for the device, to check that no secret
+//! reaches a policy)
 
 use ztpd_guest::{Decision, Error, Policy, Request, export_policy, inventory, kv};
 
@@ -48,9 +50,24 @@ impl Policy for Hostile {
                 Ok(Decision::config(format!("wrote {}", req.tenant())))
             }
             Some("kv-read") => Ok(Decision::config(format!("read {:?}", kv::get(SHARED_KEY)?))),
+            Some("spy") => spy(&req),
             Some(other) => Err(Error::msg(format!("unknown attack {other:?}"))),
         }
     }
+}
+
+fn spy(req: &Request) -> Result<Decision, Error> {
+    let mut seen = format!("request: {req:?}\n");
+    if let Some(mac) = req.mac() {
+        seen.push_str(&format!("inventory by mac: {:?}\n", inventory::by_mac(mac)));
+    }
+    if let Some(serial) = req.serial() {
+        seen.push_str(&format!(
+            "inventory by serial: {:?}\n",
+            inventory::by_serial(serial)
+        ));
+    }
+    Ok(Decision::config(seen))
 }
 
 fn well_behaved(req: &Request) -> Result<Decision, Error> {

@@ -4,11 +4,14 @@
 //! push the config over SSH with the temporary credential the script created, and save.
 //!
 //! Optional fields of an inventory record tune the plan: `ztp_wait_s` (seconds to wait),
-//! `ssh_port` (if not 22), `ssh_host_key` (pin the device's host key).
+//! `ssh_port` (if not 22), `ssh_host_key` (pin the device's host key), `monitoring` (the
+//! name of a monitoring sink of the tenant, e.g. `prtg`, to register the device in after
+//! the push).
 
 use serde::Deserialize;
 use ztpd_guest::{
-    Decision, Error, Plan, Policy, Request, SshPush, Stage, Vars, export_policy, inventory,
+    Decision, Error, MonitoringAdd, Plan, Policy, Request, SshPush, Stage, Vars, export_policy,
+    inventory,
 };
 
 /// The credential (in the tenant's configuration) the served script creates on the device.
@@ -20,6 +23,8 @@ struct PushOptions {
     ztp_wait_s: Option<u32>,
     ssh_port: Option<u16>,
     ssh_host_key: Option<String>,
+    hostname: Option<String>,
+    monitoring: Option<String>,
 }
 
 struct IosxeCallback;
@@ -55,11 +60,15 @@ fn callback(req: &Request) -> Result<Decision, Error> {
     if let Some(key) = options.ssh_host_key {
         push = push.host_key(key);
     }
-    Ok(Plan::new()
+    let mut plan = Plan::new()
         .render("iosxe/config.j2", device)
         .wait(options.ztp_wait_s.unwrap_or(DEFAULT_WAIT_S))
-        .ssh_push(push)
-        .build())
+        .ssh_push(push);
+    if let Some(sink) = options.monitoring {
+        let name = options.hostname.unwrap_or_else(|| serial.to_owned());
+        plan = plan.register_monitoring(MonitoringAdd::new(sink, name));
+    }
+    Ok(plan.build())
 }
 
 export_policy!(IosxeCallback);
