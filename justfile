@@ -24,12 +24,30 @@ venv:
     @test -x {{venv}}/bin/python || python3 -m venv {{venv}}
     @{{venv}}/bin/python -c 'import jinja2, fakenos' 2>/dev/null || {{venv}}/bin/pip install --quiet jinja2 pyyaml -r tests/peers/requirements.txt
 
-# System packages the tests start (OpenSSH's sshd as an SSH peer); needs root.
+# Debian packages the tests start (sshd; PostgreSQL and Redis for NetBox), in one apt run; needs root.
 peers:
-    @test -x /usr/sbin/sshd || (apt-get update -qq && apt-get install -y -qq openssh-server)
+    #!/usr/bin/env bash
+    set -euo pipefail
+    missing=()
+    test -x /usr/sbin/sshd || missing+=(openssh-server)
+    ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+    command -v redis-server >/dev/null || missing+=(redis-server)
+    command -v pg_config >/dev/null || missing+=(libpq-dev)
+    if [ ${#missing[@]} -gt 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+    fi
+
+# Start the tests' NetBox (tests/peers/netbox) in the background: its migrations overlap the build.
+netbox-start: peers
+    @mkdir -p target
+    @nohup bash tests/peers/netbox/start_netbox.sh target/netbox-state > target/netbox-start.log 2>&1 &
+
+# Stop the tests' NetBox.
+netbox-stop:
+    bash tests/peers/netbox/stop_netbox.sh target/netbox-state
 
 # Format check, lints, unit and end-to-end tests.
-test: policies venv peers
+test: peers netbox-start policies venv
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build -p ztpd

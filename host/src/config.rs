@@ -682,8 +682,8 @@ fn inventory_config(
             Ok(InventoryConfig::NetBox(NetBoxConfig {
                 url: http_url(&what, "netbox", &url)?,
                 token,
-                timeout: Duration::from_secs(raw.timeout_s.unwrap_or(10).max(1)),
-                retries: raw.retries.unwrap_or(3),
+                timeout: Duration::from_secs(raw.timeout_s.unwrap_or(2).max(1)),
+                retries: raw.retries.unwrap_or(2),
                 cache_ttl: Duration::from_secs(raw.cache_s.unwrap_or(30)),
             }))
         }

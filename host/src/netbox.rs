@@ -369,7 +369,7 @@ impl NetBox {
             let response = match request.send().await {
                 Ok(r) => r,
                 Err(e) => {
-                    last = error_chain(&e);
+                    last = error_chain(&e.without_url());
                     tracing::debug!(url = %shown, attempt, "NetBox unreachable: {last}");
                     continue;
                 }

@@ -152,6 +152,16 @@ impl Tenant {
                     sources.push(Source::File(file));
                 }
                 InventoryConfig::NetBox(c) => {
+                    // Look-ups run inside the policy call, so its wall-time limit bounds them.
+                    if c.timeout >= config.limits.wall {
+                        tracing::warn!(
+                            tenant = %tenant,
+                            "NetBox {}: timeout_s ({:?}) is not below limits.wall_ms ({:?}); a slow NetBox will fail policy calls on the wall-time limit before ztpd can retry",
+                            c.url,
+                            c.timeout,
+                            config.limits.wall
+                        );
+                    }
                     let netbox =
                         crate::netbox::NetBox::new(c).map_err(|e| TenantError::Setting {
                             tenant: tenant.clone(),

@@ -1,6 +1,7 @@
 //! Shared test environment for ztpd's end-to-end tests: where the built policies are, a
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
+pub mod netbox;
 pub mod peers;
 pub mod sim;
 pub mod standins;
@@ -299,12 +300,23 @@ impl ZtpdProcess {
     }
 
     pub async fn start_binary(binary: &Path, config: &Path, port: u16, log: &Path) -> ZtpdProcess {
+        Self::start_logging(binary, config, port, log, "info").await
+    }
+
+    /// Like [`ZtpdProcess::start_binary`], logging at `filter` (a `RUST_LOG` value).
+    pub async fn start_logging(
+        binary: &Path,
+        config: &Path,
+        port: u16,
+        log: &Path,
+        filter: &str,
+    ) -> ZtpdProcess {
         let log = std::fs::File::create(log).expect("log file");
         let child = std::process::Command::new(binary)
             .args(["serve", "--config"])
             .arg(config)
             .env("ZTPD_LISTEN", format!("127.0.0.1:{port}"))
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdout(log.try_clone().expect("log"))
             .stderr(log)
             .spawn()

@@ -164,3 +164,37 @@ impl Drop for Sshd {
         self.stop();
     }
 }
+
+/// Be the IOS XE device: fetch `{base}/script.py` and run it with python3 and the
+/// stand-in `cli` module (tests/peers/cli_standin), as guestshell would. Returns the
+/// script's stdout and the `cli` calls it made; panics if the script fails.
+pub async fn run_served_script(base: &str, dir: &Path, serial: &str) -> (String, String) {
+    let script = crate::client()
+        .get(format!("{base}/script.py"))
+        .send()
+        .await
+        .expect("fetch /script.py")
+        .text()
+        .await
+        .expect("script text");
+    let script_path = dir.join("script.py");
+    std::fs::write(&script_path, &script).expect("write script.py");
+    let cli_record = dir.join("cli.jsonl");
+    let run = tokio::process::Command::new("python3")
+        .arg(&script_path)
+        .env("PYTHONPATH", peers().join("cli_standin"))
+        .env("ZTP_SERIAL", serial)
+        .env("ZTP_MODEL", "C9300-48P")
+        .env("ZTP_CLI_RECORD", &cli_record)
+        .output()
+        .await
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&run.stdout).into_owned();
+    assert!(
+        run.status.success(),
+        "script failed: {stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let calls = std::fs::read_to_string(&cli_record).unwrap_or_default();
+    (stdout, calls)
+}

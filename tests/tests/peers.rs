@@ -6,9 +6,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use ztpd_e2e::peers::{Fakenos, SSHD_PASSWORD, SSHD_USER, Sshd};
+use ztpd_e2e::peers::{Fakenos, SSHD_PASSWORD, SSHD_USER, Sshd, run_served_script};
 use ztpd_e2e::{
-    TestServer, client, free_port, iosxe_config, iosxe_inventory, repo_root, temp_dir, wait_for_job,
+    TestServer, free_port, iosxe_config, iosxe_inventory, repo_root, temp_dir, wait_for_job,
 };
 
 const SERIAL: &str = "FOC2101B001";
@@ -55,35 +55,9 @@ async fn seed_flow_end_to_end_with_fakenos() {
     let srv = ztpd("fakenos-e2e", &dir, &[SERIAL], device.port, "ztp", password).await;
 
     // The device fetches the script and runs it: python3 with the stand-in `cli` module.
-    let script = client()
-        .get(srv.url("/script.py"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let script_path = dir.join("script.py");
-    std::fs::write(&script_path, &script).unwrap();
-    let cli_record = dir.join("cli.jsonl");
-    let run = tokio::process::Command::new("python3")
-        .arg(&script_path)
-        .env("PYTHONPATH", repo_root().join("tests/peers/cli_standin"))
-        .env("ZTP_SERIAL", SERIAL)
-        .env("ZTP_MODEL", "C9300-48P")
-        .env("ZTP_CLI_RECORD", &cli_record)
-        .output()
-        .await
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    assert!(
-        run.status.success(),
-        "script failed: {stdout}\n{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
+    let (stdout, cli_calls) = run_served_script(&srv.base, &dir, SERIAL).await;
     assert!(stdout.contains("callback: 200"), "{stdout}");
     // The script created the temporary user it told ztpd about.
-    let cli_calls = std::fs::read_to_string(&cli_record).unwrap();
     assert!(
         cli_calls.contains(&format!("username ztp privilege 15 secret 0 {password}")),
         "{cli_calls}"
