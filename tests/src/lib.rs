@@ -365,3 +365,23 @@ pub fn client() -> reqwest::Client {
         .build()
         .expect("reqwest client")
 }
+
+/// GET `url` and return the body as text (panics on transport errors).
+pub async fn get_text(url: &str) -> String {
+    client()
+        .get(url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url} body: {e}"))
+}
+
+/// The lines an SSH push sends for `config` (what a recording peer should have got).
+pub fn pushed_lines(config: &str) -> Vec<String> {
+    ztpd::ssh::config_lines(config)
+        .into_iter()
+        .map(str::to_owned)
+        .collect()
+}

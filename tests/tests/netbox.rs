@@ -11,8 +11,8 @@ use ztpd_e2e::netbox::{self, NETBOX_TEMPLATE, NetBox, NewDevice, mac_for, unique
 use ztpd_e2e::peers::{Fakenos, run_served_script};
 use ztpd_e2e::standins::{PRTG_GROUP, PRTG_TEMPLATE, PrtgStandin, WebhookReceiver};
 use ztpd_e2e::{
-    TestServer, ZtpdProcess, client, fetch_token, free_port, policy, post_callback, repo_root,
-    temp_dir, wait_for_job, write_config, ztpd_binary,
+    TestServer, ZtpdProcess, client, fetch_token, free_port, get_text, policy, post_callback,
+    pushed_lines, repo_root, temp_dir, wait_for_job, write_config, ztpd_binary,
 };
 
 const PASSWORD: &str = "ztp-temp-pw-6c1e9b";
@@ -304,13 +304,9 @@ backoff_ms = 100
             "no {line:?} in\n{config_text}"
         );
     }
-    let want: Vec<String> = ztpd::ssh::config_lines(config_text)
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
     assert_eq!(
         device.received(),
-        want,
+        pushed_lines(config_text),
         "fakenos got exactly the rendered config"
     );
 
@@ -354,23 +350,8 @@ backoff_ms = 100
     assert!(seen.contains(&name), "the spy saw the record: {seen}");
 
     // No secret anywhere a user or a policy can read.
-    let http = client();
-    let status_all = http
-        .get(format!("{}/api/v1/devices", ztpd.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let status_one = http
-        .get(format!("{}/api/v1/devices/{serial}", ztpd.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let status_all = get_text(&format!("{}/api/v1/devices", ztpd.base)).await;
+    let status_one = get_text(&format!("{}/api/v1/devices/{serial}", ztpd.base)).await;
     let webhook_bodies = serde_json::to_string(&events).unwrap();
     let v2_secret = nb
         .token_v2

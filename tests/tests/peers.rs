@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use ztpd_e2e::peers::{Fakenos, SSHD_PASSWORD, SSHD_USER, Sshd, run_served_script};
 use ztpd_e2e::{
-    TestServer, free_port, iosxe_config, iosxe_inventory, repo_root, temp_dir, wait_for_job,
+    TestServer, free_port, iosxe_config, iosxe_inventory, pushed_lines, repo_root, temp_dir,
+    wait_for_job,
 };
 
 const SERIAL: &str = "FOC2101B001";
@@ -65,13 +66,9 @@ async fn seed_flow_end_to_end_with_fakenos() {
 
     let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(150)).await;
     assert_eq!(job["state"], "done", "{job:#}");
-    let want: Vec<String> = ztpd::ssh::config_lines(&golden(SERIAL))
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
     assert_eq!(
         device.received(),
-        want,
+        pushed_lines(&golden(SERIAL)),
         "fakenos received exactly the rendered config"
     );
     assert_eq!(job["source_ip"], "127.0.0.1");

@@ -104,6 +104,21 @@ pub struct Delivery {
     pub last_error: Option<String>,
 }
 
+const COLUMNS: &str = "id, tenant, webhook, event, body, state, attempts, last_error";
+
+fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
+    Ok(Delivery {
+        id: r.get(0)?,
+        tenant: r.get(1)?,
+        webhook: r.get(2)?,
+        event: r.get(3)?,
+        body: r.get(4)?,
+        state: r.get(5)?,
+        attempts: r.get(6)?,
+        last_error: r.get(7)?,
+    })
+}
+
 /// Finds a tenant's webhook by name at delivery time (the outbox knows nothing of
 /// tenants).
 pub trait WebhookDirectory: Send + Sync + 'static {
@@ -169,22 +184,10 @@ impl Outbox {
         let tenant = tenant.to_owned();
         self.store
             .with(move |c| {
-                let mut stmt = c.prepare(
-                    "SELECT id, tenant, webhook, event, body, state, attempts, last_error
-                     FROM webhook_outbox WHERE tenant = ?1 ORDER BY id DESC LIMIT 1000",
-                )?;
-                let rows = stmt.query_map(params![tenant], |r| {
-                    Ok(Delivery {
-                        id: r.get(0)?,
-                        tenant: r.get(1)?,
-                        webhook: r.get(2)?,
-                        event: r.get(3)?,
-                        body: r.get(4)?,
-                        state: r.get(5)?,
-                        attempts: r.get(6)?,
-                        last_error: r.get(7)?,
-                    })
-                })?;
+                let mut stmt = c.prepare(&format!(
+                    "SELECT {COLUMNS} FROM webhook_outbox WHERE tenant = ?1 ORDER BY id DESC LIMIT 1000"
+                ))?;
+                let rows = stmt.query_map(params![tenant], delivery_row)?;
                 Ok(rows.collect::<Result<Vec<_>, _>>()?)
             })
             .await
@@ -234,23 +237,11 @@ impl Outbox {
                 let now = now_ms();
                 let tx = c.transaction()?;
                 let due = {
-                    let mut stmt = tx.prepare(
-                        "SELECT id, tenant, webhook, event, body, state, attempts, last_error
-                         FROM webhook_outbox WHERE state = 'pending' AND next_ms <= ?1
-                         ORDER BY next_ms LIMIT 64",
-                    )?;
-                    let rows = stmt.query_map(params![now], |r| {
-                        Ok(Delivery {
-                            id: r.get(0)?,
-                            tenant: r.get(1)?,
-                            webhook: r.get(2)?,
-                            event: r.get(3)?,
-                            body: r.get(4)?,
-                            state: r.get(5)?,
-                            attempts: r.get(6)?,
-                            last_error: r.get(7)?,
-                        })
-                    })?;
+                    let mut stmt = tx.prepare(&format!(
+                        "SELECT {COLUMNS} FROM webhook_outbox
+                         WHERE state = 'pending' AND next_ms <= ?1 ORDER BY next_ms LIMIT 64"
+                    ))?;
+                    let rows = stmt.query_map(params![now], delivery_row)?;
                     rows.collect::<Result<Vec<_>, _>>()?
                 };
                 for d in &due {
