@@ -219,6 +219,70 @@ async fn a_device_netbox_does_not_know_fails_its_job_saying_so() {
     );
 }
 
+/// NetBox's transient errors and paging, from a NetBox-shaped server this test scripts
+/// (the real NetBox cannot be told to fail): two 503s, then the answer split over two
+/// pages; a second look-up inside `cache_s` does not ask again.
+#[tokio::test]
+async fn netbox_5xx_is_retried_pages_are_followed_and_answers_cached() {
+    use axum::extract::{Query, State};
+    use axum::http::StatusCode;
+    use axum::routing::{get, post};
+    use std::collections::HashMap;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(AtomicUsize::new(0));
+    let page2 = format!("{base}/api/dcim/devices/?mac_address=02:00:00:00:00:77&offset=1");
+    let devices = move |State(hits): State<Arc<AtomicUsize>>,
+                        Query(q): Query<HashMap<String, String>>| {
+        let page2 = page2.clone();
+        async move {
+            if hits.fetch_add(1, Ordering::SeqCst) < 2 {
+                return (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    axum::Json(json!({"detail": "busy"})),
+                );
+            }
+            let body = if q.contains_key("offset") {
+                json!({"count": 1, "next": null, "previous": null, "results": [
+                    {"id": 77, "name": "paged-77", "serial": "PAGED77",
+                     "status": {"value": "planned"}, "config_context": {}}
+                ]})
+            } else {
+                json!({"count": 1, "next": page2, "previous": null, "results": []})
+            };
+            (StatusCode::OK, axum::Json(body))
+        }
+    };
+    let app = axum::Router::new()
+        .route("/api/dcim/devices/", get(devices))
+        .route(
+            "/api/dcim/devices/77/render-config/",
+            post(|| async { axum::Json(json!({"content": "hostname paged-77\n"})) }),
+        )
+        .with_state(hits.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let config = format!(
+        "listen = \"127.0.0.1:0\"\n{}",
+        tenant("default", true, &base, "nbt_abc.def", "iosxe_netbox")
+    )
+    .replace("cache_s = 0", "cache_s = 60");
+    let srv = TestServer::start("netbox-faults", &config).await;
+    for _ in 0..2 {
+        let resp = arista_get(&srv.base, "/dynconfig", "02:00:00:00:00:77")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.text().await.unwrap(), "hostname paged-77\n");
+    }
+    // 503, 503, page 1, page 2 — and nothing for the second request (cached).
+    assert_eq!(hits.load(Ordering::SeqCst), 4);
+}
+
 /// Every file below `dir` (logs, the database) as lossy text.
 fn all_text(dir: &Path) -> String {
     let mut out = String::new();
