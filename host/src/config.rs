@@ -161,6 +161,9 @@ struct RawTenant {
     #[serde(default)]
     credentials: std::collections::HashMap<String, RawCredential>,
     smoke: Option<SmokeRequest>,
+    /// DHCP subnets: exported by `ztpd dhcp export`, served by the built-in server.
+    #[serde(default)]
+    dhcp: Vec<crate::dhcp::RawSubnet>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -236,6 +239,8 @@ pub struct TenantConfig {
     pub credentials: std::collections::HashMap<String, RawCredential>,
     /// A request every new policy version must answer before it goes live.
     pub smoke: Option<SmokeRequest>,
+    /// DHCP subnets (see [`crate::dhcp`]).
+    pub dhcp: Vec<crate::dhcp::SubnetConfig>,
 }
 
 /// How the IOS XE script calls back, and how its token is checked.
@@ -414,6 +419,12 @@ impl Config {
                     t.name
                 )));
             }
+            let dhcp = t
+                .dhcp
+                .into_iter()
+                .map(|d| crate::dhcp::SubnetConfig::validate(&t.name, d, t.callback.url.as_deref()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(invalid)?;
             tenants.push(TenantConfig {
                 name: t.name,
                 default: t.default,
@@ -439,8 +450,15 @@ impl Config {
                 },
                 credentials,
                 smoke: t.smoke,
+                dhcp,
             });
         }
+        crate::dhcp::check_all(
+            tenants
+                .iter()
+                .flat_map(|t| t.dhcp.iter().map(|d| (t.name.as_str(), d))),
+        )
+        .map_err(invalid)?;
         let jobs = {
             let d = RunnerConfig::default();
             let ssh = SshSettings::default();
