@@ -52,7 +52,11 @@ impl Subnet<'_> {
 }
 
 /// The configuration for `config`'s subnets (one tenant's with `tenant`).
-pub fn export(config: &Config, tenant: Option<&str>, format: Format) -> Result<String, ExportError> {
+pub fn export(
+    config: &Config,
+    tenant: Option<&str>,
+    format: Format,
+) -> Result<String, ExportError> {
     if let Some(name) = tenant
         && !config.tenants.iter().any(|t| t.name == name)
     {
@@ -176,10 +180,7 @@ fn hex(f: &FixedAddress) -> String {
 
 /// Inventory text inside a comment: one line, printable.
 fn comment(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control())
-        .take(64)
-        .collect()
+    s.chars().filter(|c| !c.is_control()).take(64).collect()
 }
 
 fn kea(header: &str, subnets: &[Subnet<'_>]) -> String {
@@ -309,7 +310,11 @@ fn dnsmasq(header: &str, subnets: &[Subnet<'_>]) -> String {
             let _ = writeln!(o, "dhcp-option=tag:{tag},option:router,{r}");
         }
         if !c.dns.is_empty() {
-            let _ = writeln!(o, "dhcp-option=tag:{tag},option:dns-server,{}", list(&c.dns, ","));
+            let _ = writeln!(
+                o,
+                "dhcp-option=tag:{tag},option:dns-server,{}",
+                list(&c.dns, ",")
+            );
         }
         for b in &s.offers {
             let _ = writeln!(
@@ -319,7 +324,11 @@ fn dnsmasq(header: &str, subnets: &[Subnet<'_>]) -> String {
             );
             if let Some(tftp) = b.tftp_server {
                 let _ = writeln!(o, "dhcp-option=tag:{tag},tag:{},150,{tftp}", b.rule);
-                let _ = writeln!(o, "dhcp-option=tag:{tag},tag:{},option:tftp-server,\"{tftp}\"", b.rule);
+                let _ = writeln!(
+                    o,
+                    "dhcp-option=tag:{tag},tag:{},option:tftp-server,\"{tftp}\"",
+                    b.rule
+                );
             }
         }
         for f in &s.fixed {

@@ -258,7 +258,12 @@ impl LeaseStore {
     }
 
     /// The client gives its address back.
-    pub async fn release(&self, subnet: String, mac: String, ip: Ipv4Addr) -> Result<bool, StoreError> {
+    pub async fn release(
+        &self,
+        subnet: String,
+        mac: String,
+        ip: Ipv4Addr,
+    ) -> Result<bool, StoreError> {
         self.db
             .with(move |c| {
                 let n = c.execute(
@@ -271,7 +276,13 @@ impl LeaseStore {
     }
 
     /// The client found `ip` in use: drop its lease and park the address for `hold_s`.
-    pub async fn decline(&self, pool: Pool, mac: String, ip: Ipv4Addr, hold_s: u32) -> Result<(), StoreError> {
+    pub async fn decline(
+        &self,
+        pool: Pool,
+        mac: String,
+        ip: Ipv4Addr,
+        hold_s: u32,
+    ) -> Result<(), StoreError> {
         self.db
             .with(move |c| {
                 let tx = c.transaction()?;
@@ -299,7 +310,11 @@ impl LeaseStore {
     }
 
     /// The newest lease of a device, by MAC (any form) or by address.
-    pub async fn find(&self, mac: Option<String>, ip: Option<String>) -> Result<Option<Lease>, StoreError> {
+    pub async fn find(
+        &self,
+        mac: Option<String>,
+        ip: Option<String>,
+    ) -> Result<Option<Lease>, StoreError> {
         self.db
             .with(move |c| {
                 let sql = format!(
@@ -344,7 +359,12 @@ fn is_free(c: &Connection, ip: Ipv4Addr, mac: &str, now: i64) -> Result<bool, St
 }
 
 /// Addresses of `subnet` others hold now.
-fn taken(c: &Connection, subnet: &str, mac: &str, now: i64) -> Result<HashSet<Ipv4Addr>, StoreError> {
+fn taken(
+    c: &Connection,
+    subnet: &str,
+    mac: &str,
+    now: i64,
+) -> Result<HashSet<Ipv4Addr>, StoreError> {
     let mut stmt = c.prepare(
         "SELECT ip FROM dhcp_leases WHERE subnet = ?1 AND mac != ?2 AND expires_ms > ?3",
     )?;
@@ -422,23 +442,69 @@ mod tests {
         let b = "aa:00:00:00:00:02".to_owned();
         let c = "aa:00:00:00:00:03".to_owned();
         // .11 is someone's fixed address: skipped.
-        assert_eq!(s.offer(pool(12), a.clone(), None, None, info()).await.unwrap(), Some(ip(10)));
-        assert_eq!(s.offer(pool(12), b.clone(), None, None, info()).await.unwrap(), Some(ip(12)));
+        assert_eq!(
+            s.offer(pool(12), a.clone(), None, None, info())
+                .await
+                .unwrap(),
+            Some(ip(10))
+        );
+        assert_eq!(
+            s.offer(pool(12), b.clone(), None, None, info())
+                .await
+                .unwrap(),
+            Some(ip(12))
+        );
         // Asking again gets the same address, not a new one.
-        assert_eq!(s.offer(pool(12), a.clone(), None, None, info()).await.unwrap(), Some(ip(10)));
-        assert_eq!(s.offer(pool(12), c.clone(), None, None, info()).await.unwrap(), None, "full");
+        assert_eq!(
+            s.offer(pool(12), a.clone(), None, None, info())
+                .await
+                .unwrap(),
+            Some(ip(10))
+        );
+        assert_eq!(
+            s.offer(pool(12), c.clone(), None, None, info())
+                .await
+                .unwrap(),
+            None,
+            "full"
+        );
         // A fixed address is offered even outside the range.
         assert_eq!(
-            s.offer(pool(12), c.clone(), Some(ip(50)), None, info()).await.unwrap(),
+            s.offer(pool(12), c.clone(), Some(ip(50)), None, info())
+                .await
+                .unwrap(),
             Some(ip(50))
         );
-        assert!(s.bind(pool(12), a.clone(), ip(10), None, 3600, info()).await.unwrap());
-        assert!(!s.bind(pool(12), a.clone(), ip(12), None, 3600, info()).await.unwrap(), "b holds .12");
-        assert!(!s.bind(pool(12), a.clone(), ip(11), None, 3600, info()).await.unwrap(), "reserved");
-        assert!(!s.bind(pool(12), a.clone(), ip(99), None, 3600, info()).await.unwrap(), "outside");
+        assert!(
+            s.bind(pool(12), a.clone(), ip(10), None, 3600, info())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !s.bind(pool(12), a.clone(), ip(12), None, 3600, info())
+                .await
+                .unwrap(),
+            "b holds .12"
+        );
+        assert!(
+            !s.bind(pool(12), a.clone(), ip(11), None, 3600, info())
+                .await
+                .unwrap(),
+            "reserved"
+        );
+        assert!(
+            !s.bind(pool(12), a.clone(), ip(99), None, 3600, info())
+                .await
+                .unwrap(),
+            "outside"
+        );
         let lease = s.find(Some(a.clone()), None).await.unwrap().unwrap();
         assert_eq!((lease.ip, lease.state), (ip(10), LeaseState::Bound));
-        assert!(s.release("192.0.2.0/24".into(), a.clone(), ip(10)).await.unwrap());
+        assert!(
+            s.release("192.0.2.0/24".into(), a.clone(), ip(10))
+                .await
+                .unwrap()
+        );
         assert_eq!(s.find(Some(a), None).await.unwrap(), None);
         s.note_pool_full("192.0.2.0/24");
         assert_eq!(s.pool_full_counts().get("192.0.2.0/24"), Some(&1));
@@ -449,14 +515,28 @@ mod tests {
         let s = LeaseStore::new(Store::in_memory().unwrap()).unwrap();
         let a = "aa:00:00:00:00:01".to_owned();
         assert_eq!(
-            s.offer(pool(13), a.clone(), None, Some(ip(13)), ClientInfo::default()).await.unwrap(),
+            s.offer(
+                pool(13),
+                a.clone(),
+                None,
+                Some(ip(13)),
+                ClientInfo::default()
+            )
+            .await
+            .unwrap(),
             Some(ip(13)),
             "the requested address when free"
         );
-        assert!(s.bind(pool(13), a.clone(), ip(13), None, 60, ClientInfo::default()).await.unwrap());
+        assert!(
+            s.bind(pool(13), a.clone(), ip(13), None, 60, ClientInfo::default())
+                .await
+                .unwrap()
+        );
         s.decline(pool(13), a.clone(), ip(13), 600).await.unwrap();
         assert_eq!(
-            s.offer(pool(13), a, None, Some(ip(13)), ClientInfo::default()).await.unwrap(),
+            s.offer(pool(13), a, None, Some(ip(13)), ClientInfo::default())
+                .await
+                .unwrap(),
             Some(ip(10)),
             "not the declined one"
         );

@@ -134,9 +134,7 @@ impl SubnetConfig {
             ));
         }
         let [first, last] = raw.range;
-        let host = |ip: Ipv4Addr| {
-            net.contains(&ip) && ip != net.network() && ip != net.broadcast()
-        };
+        let host = |ip: Ipv4Addr| net.contains(&ip) && ip != net.network() && ip != net.broadcast();
         if !host(first) || !host(last) || first > last {
             return Err(format!(
                 "{at}: range = [\"{first}\", \"{last}\"] must be two host addresses of {net}, the first not above the last"
@@ -206,7 +204,9 @@ impl SubnetConfig {
         }
         for r in &raw.relay {
             if r.is_unspecified() || r.is_broadcast() {
-                return Err(format!("{at}: relay = \"{r}\" is not a relay agent address"));
+                return Err(format!(
+                    "{at}: relay = \"{r}\" is not a relay agent address"
+                ));
             }
         }
         Ok(SubnetConfig {
@@ -541,13 +541,14 @@ mod tests {
     #[test]
     fn bad_subnets_name_tenant_subnet_and_setting() {
         let bad = |extra: &str, want: &str| {
-            let text = format!(
-                "subnet = \"192.0.2.0/24\"\nserver_url = \"http://192.0.2.1\"\n{extra}"
-            );
+            let text =
+                format!("subnet = \"192.0.2.0/24\"\nserver_url = \"http://192.0.2.1\"\n{extra}");
             let raw: RawSubnet = toml::from_str(&text).unwrap();
             let err = SubnetConfig::validate("lab", raw, None).unwrap_err();
             assert!(
-                err.contains("tenant \"lab\"") && err.contains("192.0.2.0/24") && err.contains(want),
+                err.contains("tenant \"lab\"")
+                    && err.contains("192.0.2.0/24")
+                    && err.contains(want),
                 "{err}"
             );
         };
@@ -558,11 +559,13 @@ mod tests {
             "range = [\"192.0.2.100\", \"192.0.2.110\"]\nrouter = \"192.0.2.105\"",
             "router",
         );
-        bad("range = [\"192.0.2.100\", \"192.0.2.110\"]\nlease_s = 5", "lease_s");
-        let raw: RawSubnet = toml::from_str(
-            "subnet = \"192.0.2.0/24\"\nrange = [\"192.0.2.100\", \"192.0.2.110\"]",
-        )
-        .unwrap();
+        bad(
+            "range = [\"192.0.2.100\", \"192.0.2.110\"]\nlease_s = 5",
+            "lease_s",
+        );
+        let raw: RawSubnet =
+            toml::from_str("subnet = \"192.0.2.0/24\"\nrange = [\"192.0.2.100\", \"192.0.2.110\"]")
+                .unwrap();
         let err = SubnetConfig::validate("lab", raw, None).unwrap_err();
         assert!(err.contains("server_url"), "{err}");
         let raw: RawSubnet = toml::from_str(
@@ -602,8 +605,8 @@ mod tests {
             path: inv.clone(),
             key: crate::inventory::KeyKind::Serial,
         }];
-        let s = SubnetConfig::validate("lab", raw("fixed_address_field = \"dhcp_ip\""), None)
-            .unwrap();
+        let s =
+            SubnetConfig::validate("lab", raw("fixed_address_field = \"dhcp_ip\""), None).unwrap();
         let fixed = fixed_addresses(&t, &s).unwrap();
         assert_eq!(
             fixed,
