@@ -28,8 +28,13 @@ venv:
 peers:
     @test -x /usr/sbin/sshd || (apt-get update -qq && apt-get install -y -qq openssh-server)
 
+# Debian's DHCP tools the DHCP tests use (iproute2 namespaces, dhclient as the client,
+# dhcpd, kea-dhcp4 and dnsmasq to check exports); needs root.
+dhcp-tools:
+    @test -x /usr/sbin/dhclient -a -x /usr/sbin/dhcpd -a -x /usr/sbin/kea-dhcp4 -a -x /usr/sbin/dnsmasq -a -x /usr/bin/curl -a -x /usr/sbin/ip || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 isc-dhcp-client isc-dhcp-server kea-dhcp4-server dnsmasq-base curl)
+
 # Format check, lints, unit and end-to-end tests.
-test: policies venv peers
+test: policies venv peers dhcp-tools
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build -p ztpd

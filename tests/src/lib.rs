@@ -1,6 +1,7 @@
 //! Shared test environment for ztpd's end-to-end tests: where the built policies are, a
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
+pub mod netns;
 pub mod peers;
 pub mod sim;
 
