@@ -251,6 +251,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     }
                 }
             }
+            for t in &config.tenants {
+                for d in &t.dhcp {
+                    let fixed = crate::dhcp::fixed_addresses(t, d)?;
+                    println!(
+                        "tenant {} (dhcp): subnet {}, {} fixed addresses, {}",
+                        t.name,
+                        d.subnet,
+                        fixed.len(),
+                        d.interface.as_deref().map_or_else(
+                            || "export only".to_owned(),
+                            |i| format!("built-in server on {i}")
+                        )
+                    );
+                }
+            }
             println!("{}: OK", config.origin);
             Ok(())
         }

@@ -8,7 +8,7 @@
 
 use std::fmt::Write;
 
-use super::{BootOptions, DhcpError, FixedAddress, SubnetConfig, fixed_addresses, offers};
+use super::{BootOptions, FixedAddress, SubnetConfig, fixed_addresses, offers};
 use crate::config::{Config, TenantConfig};
 
 /// Output format of `ztpd dhcp export`.
@@ -31,7 +31,13 @@ pub enum ExportError {
     )]
     Nothing(String),
     #[error(transparent)]
-    Dhcp(#[from] DhcpError),
+    Dhcp(Box<super::DhcpError>),
+}
+
+impl From<super::DhcpError> for ExportError {
+    fn from(e: super::DhcpError) -> Self {
+        ExportError::Dhcp(Box::new(e))
+    }
 }
 
 /// One subnet with everything a writer needs.

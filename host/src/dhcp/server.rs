@@ -59,7 +59,13 @@ pub enum DhcpServerError {
         source: std::io::Error,
     },
     #[error(transparent)]
-    Dhcp(#[from] super::DhcpError),
+    Dhcp(Box<super::DhcpError>),
+}
+
+impl From<super::DhcpError> for DhcpServerError {
+    fn from(e: super::DhcpError) -> Self {
+        DhcpServerError::Dhcp(Box::new(e))
+    }
 }
 
 /// A subnet the built-in server serves.
