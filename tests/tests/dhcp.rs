@@ -648,3 +648,74 @@ fn exported_configurations_pass_the_real_tools_checks() {
     .unwrap_err();
     assert!(err.contains("no tenant named \"nope\""), "{err}");
 }
+
+/// Start ztpd in the server namespace with one more `[[tenants.dhcp]]` subnet served on
+/// `interface`, as `user` (via setpriv) or root; return its exit status and output.
+fn serve_once(lab: &Lab, interface: &str, as_nobody: bool, name: &str) -> (bool, String) {
+    let dir = lab.dir.join(name);
+    std::fs::create_dir_all(dir.join("data")).expect("dir");
+    // The unprivileged run must be able to write its database.
+    run("chmod", &["-R", "a+rwx", &dir.to_string_lossy()]).expect("chmod");
+    let text = std::fs::read_to_string(&lab.config)
+        .expect("config")
+        .replace(
+            &lab.dir.join("data").display().to_string(),
+            &dir.join("data").display().to_string(),
+        )
+        .replace(
+            &format!("interface = \"{}\"", lab.srv_if),
+            &format!("interface = \"{interface}\""),
+        );
+    let config = dir.join("ztpd.toml");
+    std::fs::write(&config, text).expect("write config");
+    let binary = ztpd_e2e::ztpd_binary();
+    let (binary, config) = (binary.to_string_lossy(), config.to_string_lossy());
+    let mut args = Vec::new();
+    if as_nobody {
+        args.extend([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ]);
+    }
+    args.extend([binary.as_ref(), "serve", "--config", config.as_ref()]);
+    let out = std::process::Command::new("timeout")
+        .args(["30", "ip", "netns", "exec", &lab.srv.name])
+        .args(if as_nobody { vec!["setpriv"] } else { vec![] })
+        .args(&args)
+        .env("ZTPD_LISTEN", "192.0.2.1:8081")
+        .output()
+        .expect("run ztpd");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+#[test]
+fn the_server_refuses_to_start_with_a_clear_error() {
+    let test = "the_server_refuses_to_start_with_a_clear_error";
+    if !can_run(test, &["ip", "setpriv", "timeout"]) {
+        return;
+    }
+    let lab = Lab::start("dhcp-refuse");
+    let (ok, out) = serve_once(&lab, "nosuch0", false, "no-interface");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("interface nosuch0") && out.contains("no such network interface"),
+        "{out}"
+    );
+    let (ok, out) = serve_once(&lab, &lab.srv_if, true, "unprivileged");
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("interface {}", lab.srv_if))
+            && out.contains("CAP_NET_BIND_SERVICE")
+            && out.contains("CAP_NET_RAW"),
+        "{out}"
+    );
+}
