@@ -236,7 +236,7 @@ impl SubnetConfig {
 /// Check subnets across every tenant: one subnet belongs to one tenant, a relay address
 /// to one subnet, and an interface carries at most one directly attached subnet.
 pub fn check_all<'a>(
-    subnets: impl Iterator<Item = (&'a str, &'a SubnetConfig)> + Clone,
+    subnets: impl Iterator<Item = (&'a str, &'a SubnetConfig)>,
 ) -> Result<(), String> {
     let all: Vec<_> = subnets.collect();
     for (i, (ta, a)) in all.iter().enumerate() {
