@@ -219,9 +219,10 @@ pub struct Lease {
     pub vars: Vec<(String, String)>,
 }
 
-/// Run ISC `dhclient` once on `interface` in `ns`, sending `vendor_class` in option 60.
-/// Its script configures the address it got and records the options; the daemon it
-/// leaves behind is stopped before returning.
+/// Run ISC `dhclient` on `interface` in `ns`, sending `vendor_class` in option 60, until
+/// it has a lease (at most 30 s). Its script configures the address it got and records
+/// the options; dhclient runs in the foreground as this process's child and is stopped
+/// as soon as the lease is recorded, so nothing is left behind.
 pub fn dhclient(
     ns: &NetNs,
     interface: &str,
@@ -234,6 +235,7 @@ pub fn dhclient(
     let out = dir.join(format!("dhclient-{n}.env"));
     let leases = dir.join(format!("dhclient-{n}.leases"));
     let pid = dir.join(format!("dhclient-{n}.pid"));
+    let log = dir.join(format!("dhclient-{n}.log"));
     std::fs::write(
         &conf,
         format!(
@@ -243,41 +245,59 @@ pub fn dhclient(
         ),
     )
     .map_err(|e| e.to_string())?;
-    // Never touches /etc/resolv.conf: it only sets the address and writes what it got.
+    // Never touches /etc/resolv.conf: it only sets the address and writes what it got
+    // (to a temporary file renamed into place, so it is never read half-written).
     std::fs::write(
         &script,
         format!(
             "#!/bin/sh\ncase \"$reason\" in\n  BOUND|RENEW|REBIND|REBOOT)\n    \
              ip addr add \"$new_ip_address/$new_subnet_mask\" dev \"$interface\"\n    \
-             env | grep '^new_' > '{out}'\n    ;;\nesac\nexit 0\n",
+             env | grep '^new_' > '{out}.tmp' && mv '{out}.tmp' '{out}'\n    ;;\nesac\nexit 0\n",
             out = out.display()
         ),
     )
     .map_err(|e| e.to_string())?;
     run("chmod", &["+x", &script.to_string_lossy()])?;
-    let result = ns.exec(
-        "dhclient",
-        &[
-            "-1",
-            "-v",
-            "-cf",
-            &conf.to_string_lossy(),
-            "-sf",
-            &script.to_string_lossy(),
-            "-lf",
-            &leases.to_string_lossy(),
-            "-pf",
-            &pid.to_string_lossy(),
-            interface,
-        ],
-    );
-    // dhclient stays behind as a daemon to renew: stop the one this test started.
-    if let Ok(text) = std::fs::read_to_string(&pid)
-        && let Ok(p) = text.trim().parse::<u32>()
-    {
-        let _ = run("kill", &[&p.to_string()]);
+    let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
+    let mut child = ns
+        .command(&which("dhclient").unwrap_or_else(|| PathBuf::from("dhclient")))
+        .args(["-d", "-1", "-v", "-cf"])
+        .arg(&conf)
+        .arg("-sf")
+        .arg(&script)
+        .arg("-lf")
+        .arg(&leases)
+        .arg("-pf")
+        .arg(&pid)
+        .arg(interface)
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
+        .stderr(log_file)
+        .spawn()
+        .map_err(|e| format!("start dhclient: {e}"))?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let outcome = loop {
+        if out.is_file() {
+            break Ok(());
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break Err(format!("dhclient exited ({status}) without a lease")),
+            Ok(None) => {}
+            Err(e) => break Err(format!("dhclient: {e}")),
+        }
+        if Instant::now() > deadline {
+            break Err("dhclient got no lease within 30 s".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    if let Err(e) = outcome {
+        return Err(format!(
+            "{e}; its log:\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        ));
     }
-    result?;
     let env = std::fs::read_to_string(&out).map_err(|e| format!("dhclient wrote no lease: {e}"))?;
     let vars: Vec<(String, String)> = env
         .lines()
