@@ -46,8 +46,13 @@ netbox-start: peers
 netbox-stop:
     bash tests/peers/netbox/stop_netbox.sh target/netbox-state
 
+# Debian's DHCP tools the DHCP tests use (iproute2 namespaces, dhclient as the client,
+# dhcpd, kea-dhcp4 and dnsmasq to check exports); needs root.
+dhcp-tools:
+    @test -x /usr/sbin/dhclient -a -x /usr/sbin/dhcpd -a -x /usr/sbin/kea-dhcp4 -a -x /usr/sbin/dnsmasq -a -x /usr/bin/curl -a -x /usr/sbin/ip || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iproute2 isc-dhcp-client isc-dhcp-server kea-dhcp4-server dnsmasq-base curl)
+
 # Format check, lints, unit and end-to-end tests.
-test: peers netbox-start policies venv
+test: peers dhcp-tools netbox-start policies venv
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo build -p ztpd

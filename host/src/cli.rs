@@ -1,4 +1,5 @@
-//! Command line: `ztpd serve`, `ztpd render` (dry run) and `ztpd check`.
+//! Command line: `ztpd serve`, `ztpd render` (dry run), `ztpd check` and
+//! `ztpd dhcp export`.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -70,6 +71,11 @@ pub enum Command {
         #[arg(long, global = true, env = "ZTPD_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// DHCP: write the DHCP server configuration for every tenant's subnets.
+    Dhcp {
+        #[command(subcommand)]
+        action: DhcpAction,
+    },
     /// Show the provisioning state of every device (or one) from a running ztpd.
     Status {
         /// Base URL of the running ztpd.
@@ -80,6 +86,23 @@ pub enum Command {
         token: Option<String>,
         /// One device (serial): its events and the end of its transcript.
         device: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DhcpAction {
+    /// Print an ISC dhcpd, Kea or dnsmasq configuration: each tenant's subnets, a
+    /// bootfile per vendor class, fixed addresses from the inventory.
+    ///
+    /// Example: ztpd dhcp export --format isc --config site.toml > /etc/dhcp/dhcpd.conf
+    Export {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum)]
+        format: crate::dhcp::export::Format,
+        /// Only this tenant's subnets.
+        #[arg(long)]
+        tenant: Option<String>,
     },
 }
 
@@ -194,6 +217,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 PolicyAction::List { tenant } => client.list(&tenant).await,
             }
         }
+        Command::Dhcp {
+            action:
+                DhcpAction::Export {
+                    config,
+                    format,
+                    tenant,
+                },
+        } => {
+            let config = load_config(config.as_ref())?;
+            let text = crate::dhcp::export::export(&config, tenant.as_deref(), format)?;
+            use std::io::Write;
+            std::io::stdout().write_all(text.as_bytes())?;
+            Ok(())
+        }
         Command::Status { url, token, device } => {
             crate::status::print(&url, token.as_deref(), device.as_deref()).await
         }
@@ -212,6 +249,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                             p.hash()
                         );
                     }
+                }
+            }
+            for t in &config.tenants {
+                for d in &t.dhcp {
+                    let fixed = crate::dhcp::fixed_addresses(t, d)?;
+                    println!(
+                        "tenant {} (dhcp): subnet {}, {} fixed addresses, {}",
+                        t.name,
+                        d.subnet,
+                        fixed.len(),
+                        d.interface.as_deref().map_or_else(
+                            || "export only".to_owned(),
+                            |i| format!("built-in server on {i}")
+                        )
+                    );
                 }
             }
             println!("{}: OK", config.origin);

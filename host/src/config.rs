@@ -169,6 +169,9 @@ struct RawTenant {
     /// Webhooks by name: job events and plans' `webhook` steps.
     #[serde(default)]
     webhooks: std::collections::BTreeMap<String, RawWebhook>,
+    /// DHCP subnets: exported by `ztpd dhcp export`, served by the built-in server.
+    #[serde(default)]
+    dhcp: Vec<crate::dhcp::RawSubnet>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -314,6 +317,8 @@ pub struct TenantConfig {
     pub monitoring: std::collections::BTreeMap<String, SinkConfig>,
     /// Webhooks by name.
     pub webhooks: std::collections::BTreeMap<String, WebhookConfig>,
+    /// DHCP subnets (see [`crate::dhcp`]).
+    pub dhcp: Vec<crate::dhcp::SubnetConfig>,
 }
 
 /// How the IOS XE script calls back, and how its token is checked.
@@ -522,6 +527,12 @@ impl Config {
                 })
                 .collect::<Result<_, String>>()
                 .map_err(invalid)?;
+            let dhcp = t
+                .dhcp
+                .into_iter()
+                .map(|d| crate::dhcp::SubnetConfig::validate(&t.name, d, t.callback.url.as_deref()))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(invalid)?;
             tenants.push(TenantConfig {
                 name: t.name,
                 default: t.default,
@@ -541,8 +552,15 @@ impl Config {
                 smoke: t.smoke,
                 monitoring,
                 webhooks,
+                dhcp,
             });
         }
+        crate::dhcp::check_all(
+            tenants
+                .iter()
+                .flat_map(|t| t.dhcp.iter().map(|d| (t.name.as_str(), d))),
+        )
+        .map_err(invalid)?;
         let jobs = {
             let d = RunnerConfig::default();
             let ssh = SshSettings::default();

@@ -24,6 +24,10 @@ pub enum MacError {
 }
 
 impl Mac {
+    pub fn from_octets(octets: [u8; 6]) -> Self {
+        Mac(octets)
+    }
+
     pub fn octets(&self) -> [u8; 6] {
         self.0
     }

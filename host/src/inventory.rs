@@ -140,7 +140,7 @@ impl std::fmt::Debug for FileInventory {
 }
 
 /// Fields that hold a device's MAC in common inventories.
-const MAC_FIELDS: [&str; 3] = ["mac", "system_mac", "mac_address"];
+pub const MAC_FIELDS: [&str; 3] = ["mac", "system_mac", "mac_address"];
 
 impl FileInventory {
     /// Load `path`; `.yaml`/`.yml` files are YAML, anything else JSON.

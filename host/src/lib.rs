@@ -28,6 +28,8 @@
 //! - [`monitoring`]: PRTG and signed webhooks (a persisted outbox with retries).
 //! - [`store`]: the SQLite database (policy key-value state, tenant secrets).
 //! - [`jobs`]: provisioning jobs — persisted state machine, event log, background runner.
+//! - [`dhcp`]: DHCP for ZTP — vendor-class rules (which bootfile a device is offered),
+//!   `ztpd dhcp export` (ISC, Kea, dnsmasq) and the built-in DHCPv4 server with its leases.
 //! - [`ssh`]: the SSH pusher (russh) with IOS XE and EOS drivers, host-key checks.
 //! - [`credentials`]: secrets a plan names; never enter the sandbox.
 //! - [`callback_token`]: HMAC tokens that authenticate IOS XE call-backs.
@@ -45,6 +47,7 @@ pub mod cli;
 pub mod config;
 pub mod credentials;
 pub mod decision;
+pub mod dhcp;
 pub mod http;
 pub mod identity;
 pub mod inventory;

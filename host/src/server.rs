@@ -22,6 +22,8 @@ const DRAIN: Duration = Duration::from_secs(10);
 pub async fn build(config: &Config, store: Store) -> anyhow::Result<AppState> {
     let engine = Arc::new(PolicyEngine::new(&config.engine)?);
     let jobs = JobStore::new(store.clone()).context("preparing the job tables")?;
+    let leases = crate::dhcp::leases::LeaseStore::new(store.clone())
+        .context("preparing the DHCP lease table")?;
     let service = Arc::new(Service::build(config, engine, store).await?);
     Ok(AppState {
         service,
@@ -30,6 +32,7 @@ pub async fn build(config: &Config, store: Store) -> anyhow::Result<AppState> {
         api_token: config.api_token.as_deref().map(Arc::from),
         dry_run: false,
         admin_tokens: config.admin_tokens.clone().into(),
+        leases,
     })
 }
 
@@ -38,6 +41,8 @@ pub struct Server {
     listener: TcpListener,
     state: AppState,
     reloader: Option<crate::reload::Reloader>,
+    /// The built-in DHCP server, if a subnet names an interface.
+    dhcp: Option<crate::dhcp::server::DhcpServer>,
 }
 
 impl Server {
@@ -51,7 +56,9 @@ impl Server {
                 "the status API (/api/v1) has no token: set api.token_env to require one"
             );
         }
+        let leases = state.leases.clone();
         let mut server = Self::bind_state(config.listen, state).await?;
+        server.dhcp = crate::dhcp::server::DhcpServer::start(config, leases).await?;
         if config.watch {
             server.watch()?;
         }
@@ -84,6 +91,7 @@ impl Server {
             listener,
             state,
             reloader: None,
+            dhcp: None,
         })
     }
 
@@ -102,6 +110,7 @@ impl Server {
     ) -> anyhow::Result<()> {
         // The file watcher lives as long as the server serves.
         let _reloader = self.reloader;
+        let _dhcp = self.dhcp;
         let app =
             crate::http::router(self.state).into_make_service_with_connect_info::<SocketAddr>();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();

@@ -105,6 +105,16 @@ pub async fn print(url: &str, token: Option<&str>, device: Option<&str>) -> anyh
             );
             println!("state    {}", s(&d, "state"));
             println!("address  {}", s(&d, "source_ip"));
+            if let Some(lease) = d.get("lease").filter(|l| !l.is_null()) {
+                println!(
+                    "dhcp     {} to {} ({}, {}, bootfile {})",
+                    s(lease, "ip"),
+                    s(lease, "mac"),
+                    s(lease, "state"),
+                    age(lease.get("leased_ms").and_then(Value::as_i64)),
+                    s(lease, "bootfile")
+                );
+            }
             println!("policy   {}", s(&d, "policy_version"));
             if d.get("error").is_some_and(|e| !e.is_null()) {
                 println!("error    {}", s(&d, "error"));

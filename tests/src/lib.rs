@@ -2,6 +2,7 @@
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
 pub mod netbox;
+pub mod netns;
 pub mod peers;
 pub mod sim;
 pub mod standins;

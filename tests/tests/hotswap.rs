@@ -129,8 +129,19 @@ async fn a_new_file_answers_within_a_second() {
     install(&b, &live);
     let took = wait_for_version(&srv, &sha256(&b), Duration::from_secs(1)).await;
     eprintln!("new policy answered {took:?} after the file was written");
-    // The swap is in the version history and the audit log, like an API upload.
+    // The swap is in the version history and the audit log, like an API upload. It is
+    // recorded just after it goes live, so allow the record a moment (bounded).
     let versions = srv.state.service.versions();
+    for _ in 0..100 {
+        let audit = versions.audit_log(None).await.unwrap();
+        if audit
+            .iter()
+            .any(|e| e.hash.as_deref() == Some(sha256(&b).as_str()))
+        {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let history = versions.activations("default", "any").await.unwrap();
     assert_eq!(
         history.first().map(|a| a.hash.as_str()),

@@ -2,8 +2,12 @@
 //!
 //! `GET /api/v1/devices` lists the newest job of every device; `GET /api/v1/devices/{device}`
 //! (serial, or the device key) shows its state, events, rendered config, the policy version
-//! that decided it and the SSH transcript (secrets masked). If the configuration names an
-//! API token, both require `Authorization: Bearer <token>`.
+//! that decided it and the SSH transcript (secrets masked), and the DHCP lease the device
+//! got from the built-in server (found by MAC, or by the address it called back from) —
+//! a device that has a lease but no job yet (a switch that only fetched its config) is
+//! shown by MAC with its lease alone. `GET /api/v1/dhcp` lists every lease and how often
+//! each subnet's pool was found full. If the configuration names an API token, all of
+//! them require `Authorization: Bearer <token>`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, header};
@@ -72,8 +76,33 @@ pub(super) async fn device(
     let job = store
         .latest_for(device.clone(), None)
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
-        .ok_or_else(|| AppError::NotFound(format!("no device {device:?} has called back")))?;
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let as_mac = device.parse::<crate::identity::Mac>().ok();
+    let mac = job
+        .as_ref()
+        .and_then(|j| j.mac.as_deref())
+        .and_then(|m| m.parse::<crate::identity::Mac>().ok())
+        .or(as_mac)
+        .map(|m| m.to_string());
+    let lease = app
+        .leases
+        .find(mac, job.as_ref().map(|j| j.source_ip.clone()))
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let Some(job) = job else {
+        return match lease {
+            Some(lease) => Ok(axum::Json(json!({
+                "device": device,
+                "mac": lease.mac,
+                "tenant": lease.tenant,
+                "lease": lease,
+            }))
+            .into_response()),
+            None => Err(AppError::NotFound(format!(
+                "no device {device:?} has called back or taken a DHCP lease"
+            ))),
+        };
+    };
     let events = store
         .events(job.id)
         .await
@@ -85,6 +114,24 @@ pub(super) async fn device(
         map.insert("plan".into(), json!(job.plan));
         map.insert("pushes".into(), json!(job.pushes));
         map.insert("transcript".into(), json!(job.transcript));
+        map.insert("lease".into(), json!(lease));
     }
     Ok(axum::Json(body).into_response())
+}
+
+pub(super) async fn dhcp(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    authorize(&app, &headers)?;
+    let leases = app
+        .leases
+        .all()
+        .await
+        .map_err(|e| AppError::Internal(e.to_string()))?;
+    Ok(axum::Json(json!({
+        "leases": leases,
+        "pool_full": app.leases.pool_full_counts(),
+    }))
+    .into_response())
 }

@@ -39,6 +39,8 @@ pub struct AppState {
     pub dry_run: bool,
     /// Tokens of the admin API (`/admin/v1`).
     pub admin_tokens: Arc<[crate::admin::AdminToken]>,
+    /// DHCP leases of the built-in server (shown in device status).
+    pub leases: crate::dhcp::leases::LeaseStore,
 }
 
 /// Largest call-back body accepted.
@@ -59,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/devices", get(api::devices))
         .route("/api/v1/devices/{device}", get(api::device))
+        .route("/api/v1/dhcp", get(api::dhcp))
         .fallback(unknown_route)
         .with_state(state.clone())
         .merge(crate::admin::router(state))
