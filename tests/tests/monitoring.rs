@@ -286,6 +286,8 @@ backoff_ms = 50
     }
     let failure = by_event("device.failed");
     assert_eq!(failure["body"]["device"]["serial"], unknown);
+    // The policy that said "unknown" is named.
+    assert_eq!(failure["body"]["policy_version"], done["policy_version"]);
     assert!(
         failure["body"]["error"]
             .as_str()

@@ -264,13 +264,32 @@ impl JobRunner {
             })?;
             let answer = service.decide(&tenant, &request).await?;
             let version = answer.policy_hash;
+            let no_plan = |reason: String| async {
+                // Keep who decided: the failure event names the policy version.
+                let update = Update {
+                    policy_version: Some(version.clone()),
+                    ..Default::default()
+                };
+                let event = format!(
+                    "policy {} answered without a plan",
+                    &version[..12.min(version.len())]
+                );
+                store
+                    .transition(job.id, JobState::Received, event, update)
+                    .await?;
+                Err::<crate::decision::Plan, Failure>(Failure(reason))
+            };
             let plan = match answer.outcome {
                 Outcome::Plan(plan) => plan,
                 Outcome::UnknownDevice(reason) => {
-                    return Err(Failure(format!("unknown device: {reason}")));
+                    return no_plan(format!("unknown device: {reason}"))
+                        .await
+                        .map(|_| ());
                 }
                 Outcome::Rejected(reason) => {
-                    return Err(Failure(format!("rejected by the policy: {reason}")));
+                    return no_plan(format!("rejected by the policy: {reason}"))
+                        .await
+                        .map(|_| ());
                 }
                 Outcome::Reply { .. } => {
                     return Err(Failure(

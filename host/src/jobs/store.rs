@@ -329,6 +329,8 @@ impl JobStore {
 pub struct Update {
     pub step: Option<usize>,
     pub plan: Option<(crate::decision::Plan, String)>,
+    /// The version of the policy that decided, when it decided no plan.
+    pub policy_version: Option<String>,
     pub config: Option<String>,
     pub error: Option<String>,
     pub wait_until_ms: Option<Option<i64>>,
@@ -342,6 +344,12 @@ impl Update {
             c.execute(
                 "UPDATE jobs SET step = ?2 WHERE id = ?1",
                 params![id, step as i64],
+            )?;
+        }
+        if let Some(version) = self.policy_version {
+            c.execute(
+                "UPDATE jobs SET policy_version = ?2 WHERE id = ?1",
+                params![id, version],
             )?;
         }
         if let Some((plan, version)) = self.plan {
