@@ -312,15 +312,10 @@ print(addr[0], addr[1], data.hex())\n";
     (from, msg)
 }
 
-#[test]
-fn relayed_requests_are_answered_to_the_relay() {
-    let test = "relayed_requests_are_answered_to_the_relay";
-    if !can_run(test, &["ip", "python3", "curl"]) {
-        return;
-    }
-    let lab = Lab::start("dhcp-relay");
-    // The client namespace plays the relay: an address on the server's link, and the
-    // relayed subnet's gateway address (the giaddr) behind it.
+/// A lab whose client namespace plays a relay: an address on the server's link, and the
+/// relayed subnet's gateway address (the giaddr, 198.51.100.1) behind it.
+fn relay_lab(name: &str) -> Lab {
+    let lab = Lab::start(name);
     lab.cli
         .ip(&["addr", "add", "192.0.2.2/24", "dev", &lab.cli_if]);
     lab.cli
@@ -334,6 +329,16 @@ fn relayed_requests_are_answered_to_the_relay() {
         "dev",
         &lab.srv_if,
     ]);
+    lab
+}
+
+#[test]
+fn relayed_requests_are_answered_to_the_relay() {
+    let test = "relayed_requests_are_answered_to_the_relay";
+    if !can_run(test, &["ip", "python3", "curl"]) {
+        return;
+    }
+    let lab = relay_lab("dhcp-relay");
     let mac = [0x00, 0x1c, 0x73, 0x00, 0x01, 0x01];
 
     let (from, offer) = relay_exchange(&lab, &relayed(MessageType::Discover, mac, None));
@@ -397,20 +402,7 @@ fn a_full_pool_is_logged_and_counted() {
     if !can_run(test, &["ip", "python3", "curl"]) {
         return;
     }
-    let lab = Lab::start("dhcp-full");
-    lab.cli
-        .ip(&["addr", "add", "192.0.2.2/24", "dev", &lab.cli_if]);
-    lab.cli
-        .ip(&["addr", "add", "198.51.100.1/24", "dev", &lab.cli_if]);
-    lab.srv.ip(&[
-        "route",
-        "add",
-        "198.51.100.0/24",
-        "via",
-        "192.0.2.2",
-        "dev",
-        &lab.srv_if,
-    ]);
+    let lab = relay_lab("dhcp-full");
     // Ten addresses in the relayed range: ten devices get offers, the eleventh none.
     for i in 0..10u8 {
         let (_, offer) = relay_exchange(
