@@ -193,11 +193,31 @@ impl Outbox {
             .await
     }
 
-    /// Deliver due events until the process ends. Events claimed by a process that died
-    /// mid-attempt come due again after [`CLAIM`].
+    /// Deliver due events until the process ends. Pending events are due at once after a
+    /// restart; within one process a claimed event is hidden for [`CLAIM`].
     pub fn start(&self, directory: Arc<dyn WebhookDirectory>) -> tokio::task::JoinHandle<()> {
         let outbox = self.clone();
         tokio::spawn(async move {
+            // After a restart every pending event is due at once: a receiver may have come
+            // back meanwhile, and an event claimed by the process that died is not left
+            // waiting out its claim.
+            let retry_now = outbox
+                .store
+                .with(|c| {
+                    let now = now_ms();
+                    Ok(c.execute(
+                        "UPDATE webhook_outbox SET next_ms = ?1 WHERE state = 'pending' AND next_ms > ?1",
+                        params![now],
+                    )?)
+                })
+                .await;
+            match retry_now {
+                Ok(n) if n > 0 => {
+                    tracing::info!("{n} webhook events pending from before the restart")
+                }
+                Ok(_) => {}
+                Err(e) => tracing::error!("webhook outbox: {e}"),
+            }
             let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
             loop {
                 let wait = match outbox.claim_due().await {
