@@ -153,10 +153,6 @@ impl Credentials {
 pub struct SecretText(String);
 
 impl SecretText {
-    pub fn new(value: impl Into<String>) -> Self {
-        SecretText(value.into())
-    }
-
     /// The value, for the one place that sends it (a header, a query parameter, an HMAC).
     pub fn expose(&self) -> &str {
         &self.0
