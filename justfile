@@ -9,10 +9,11 @@ policy_dir := justfile_directory() / "target/wasm32-wasip2/policy"
 run: policies
     cargo run --release -p ztpd -- serve
 
-# Build every policy in policies/ to a WebAssembly component in target/wasm32-wasip2/policy/.
+# Build every policy (the examples in policies/, the test policies in tests/policies/) to a
+# WebAssembly component in target/wasm32-wasip2/policy/.
 policies: wasm-target
     cargo build --target wasm32-wasip2 --profile policy \
-        $(for d in policies/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
+        $(for d in policies/*/ tests/policies/*/; do printf -- '-p %s ' "$(basename "$d")"; done)
     @ls -1 {{policy_dir}}/*.wasm
 
 # Install the wasm32-wasip2 target if this toolchain lacks it.

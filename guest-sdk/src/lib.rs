@@ -25,18 +25,26 @@
 //!
 //! ztpd calls `handle` once per device request in a fresh, sandboxed instance: no file
 //! system, no network, no environment, no secrets. The host answers the imports below
-//! (inventory, templates, key-value state, log) for the request's tenant only.
+//! (inventory, templates, settings, key-value state, log) for the request's tenant only.
+//! In a native build (a policy's own `cargo test`) the same imports go to the in-memory
+//! host of [`testing`].
 //!
-//! The contract itself is `wit/policy.wit`; this crate hides the generated bindings behind
-//! a small API.
+//! The contract itself is `wit/policy.wit` (`ztpd:policy@0.2.0`); this crate hides the
+//! generated bindings behind a small API.
 
 extern crate self as ztpd_guest;
 
 mod decision;
+mod host;
 mod request;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
-pub use decision::{Content, Decision, InventoryChange, MonitoringAdd, Plan, SshPush, Webhook};
-pub use request::{Dialect, Request, Stage};
+pub use decision::{
+    Content, Decision, InventoryChange, MonitoringAdd, Plan, SshPush, Step, Webhook,
+};
+pub use host::Level;
+pub use request::{Request, RequestBuilder, dialect, stage};
 
 /// The generated bindings of `wit/policy.wit`. Not part of the stable API: use the types at
 /// the crate root.
@@ -54,8 +62,6 @@ pub mod bindings {
 
 #[doc(hidden)]
 pub use wit_bindgen as __wit_bindgen;
-
-use bindings::ztpd::policy::host as imports;
 
 /// The one trait a policy implements.
 pub trait Policy {
@@ -95,7 +101,7 @@ pub fn __dispatch<P: Policy>(
 }
 
 /// An error a policy returns; the host logs it and fails the device's request.
-#[derive(Debug)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Error(String);
 
 impl Error {
@@ -148,6 +154,11 @@ impl Vars {
         Vars(json.into())
     }
 
+    /// No variables (`{}`).
+    pub fn empty() -> Self {
+        Vars("{}".into())
+    }
+
     pub fn parse<T: serde::de::DeserializeOwned>(&self) -> Result<T, Error> {
         Ok(serde_json::from_str(&self.0)?)
     }
@@ -165,30 +176,36 @@ impl Vars {
     }
 }
 
-/// Log lines go to ztpd's log, tagged with the tenant and the device.
+impl From<serde_json::Value> for Vars {
+    fn from(v: serde_json::Value) -> Self {
+        Vars(v.to_string())
+    }
+}
+
+/// Log lines go to ztpd's log, tagged with the tenant, the device and the policy.
 pub mod log {
-    use super::imports::{self, Level};
+    use super::host::{self, Level};
 
     pub fn trace(message: &str) {
-        imports::log(Level::Trace, message);
+        host::log(Level::Trace, message);
     }
     pub fn debug(message: &str) {
-        imports::log(Level::Debug, message);
+        host::log(Level::Debug, message);
     }
     pub fn info(message: &str) {
-        imports::log(Level::Info, message);
+        host::log(Level::Info, message);
     }
     pub fn warn(message: &str) {
-        imports::log(Level::Warn, message);
+        host::log(Level::Warn, message);
     }
     pub fn error(message: &str) {
-        imports::log(Level::Error, message);
+        host::log(Level::Error, message);
     }
 }
 
 /// The tenant's inventory (a file, NetBox, ... as configured on the host).
 pub mod inventory {
-    use super::{Error, Vars, imports};
+    use super::{Error, Vars, host};
 
     /// Look a device up by MAC, in any common form (`001c.7300.0001`, `00-1C-73-...`).
     pub fn by_mac(mac: &str) -> Result<Option<Vars>, Error> {
@@ -199,38 +216,93 @@ pub mod inventory {
         by_field("serial", serial)
     }
 
-    /// Look a record up by its key in the inventory file.
+    /// Look a record up by its key in the inventory file (a NetBox device's name).
     pub fn by_key(key: &str) -> Result<Option<Vars>, Error> {
         by_field("key", key)
     }
 
     /// Look a record up by the value of any of its fields.
     pub fn by_field(field: &str, value: &str) -> Result<Option<Vars>, Error> {
-        imports::inventory_lookup(field, value)
+        host::lookup(field, value)
             .map(|found| found.map(Vars))
             .map_err(Error)
     }
 }
 
+/// The template name that asks the tenant's NetBox to render the device's config with its
+/// own config template; the variables must be the record a NetBox look-up returned.
+pub const RENDER_IN_NETBOX: &str = "netbox:render-config";
+
 /// Render one of the tenant's templates inside the call (usually a policy returns
 /// [`Decision::render_config`] instead, and the host renders after the call).
 pub fn render(template: &str, vars: &Vars) -> Result<String, Error> {
-    imports::render(template, vars.as_json()).map_err(Error)
+    host::render(template, vars.as_json()).map_err(Error)
 }
 
-/// Persistent key-value state, private to the tenant.
+/// The tenant's settings (`[tenants.settings]` in ztpd's configuration): site values such
+/// as a credential name, a monitoring sink or a wait time.
+pub mod settings {
+    use super::{Error, host};
+
+    /// The setting `key`, if the tenant sets it.
+    pub fn get(key: &str) -> Option<String> {
+        host::setting(key)
+    }
+
+    /// The setting `key`, or `default`.
+    pub fn get_or(key: &str, default: &str) -> String {
+        host::setting(key).unwrap_or_else(|| default.to_owned())
+    }
+
+    /// The setting `key` parsed (`30` as a number, `true` as a boolean), or `default` when
+    /// the tenant does not set it; an error names the key if it does not parse.
+    pub fn parse_or<T: std::str::FromStr>(key: &str, default: T) -> Result<T, Error> {
+        match host::setting(key) {
+            None => Ok(default),
+            Some(text) => text.trim().parse().map_err(|_| {
+                Error::msg(format!(
+                    "setting {key} = {text:?} is not a {}",
+                    std::any::type_name::<T>()
+                ))
+            }),
+        }
+    }
+
+    /// Every setting, sorted by key.
+    pub fn all() -> Vec<(String, String)> {
+        host::settings()
+    }
+}
+
+/// Persistent key-value state, private to the tenant. A call is a transaction: its writes
+/// land only if it returns a decision, and a call that raced another is run again.
 pub mod kv {
-    use super::{Error, imports};
+    use super::{Error, host};
 
     pub fn get(key: &str) -> Result<Option<String>, Error> {
-        imports::kv_get(key).map_err(Error)
+        host::kv_get(key).map_err(Error)
     }
 
     pub fn set(key: &str, value: &str) -> Result<(), Error> {
-        imports::kv_set(key, value).map_err(Error)
+        host::kv_set(key, value).map_err(Error)
     }
 
     pub fn delete(key: &str) -> Result<(), Error> {
-        imports::kv_delete(key).map_err(Error)
+        host::kv_delete(key).map_err(Error)
+    }
+
+    /// Set `key` to `new` (none: delete) if it holds `expected` (none: absent).
+    pub fn compare_and_swap(
+        key: &str,
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<bool, Error> {
+        host::kv_compare_and_swap(key, expected, new).map_err(Error)
+    }
+
+    /// Add `delta` to the integer at `key` (absent: 0) and return the new value: the
+    /// atomic way to hand out distinct numbers from a pool.
+    pub fn increment(key: &str, delta: i64) -> Result<i64, Error> {
+        host::kv_increment(key, delta).map_err(Error)
     }
 }

@@ -214,6 +214,58 @@ pub fn arista_golden() -> std::collections::HashMap<String, String> {
     serde_json::from_str(&text).expect("parse arista_golden.json")
 }
 
+/// Everything in-process servers of this test binary logged (at debug), so a test can read
+/// the detail of a terse 5xx reply by its request id, as an operator reads the log.
+static LOGS: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct LogSink;
+
+impl std::io::Write for LogSink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut logs) = LOGS.lock() {
+            logs.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Capture this process's ztpd log (once; later calls do nothing).
+pub fn capture_logs() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("ztpd=debug"))
+            .with_ansi(false)
+            .with_writer(|| LogSink)
+            .try_init();
+    });
+}
+
+/// The captured log so far.
+pub fn logs() -> String {
+    LOGS.lock()
+        .map(|l| String::from_utf8_lossy(&l).into_owned())
+        .unwrap_or_default()
+}
+
+/// The log line of a 5xx reply: its body ends `(request <id>)`; the line with that id.
+pub fn log_of_reply(body: &str) -> String {
+    let id = body
+        .rsplit_once("(request ")
+        .and_then(|(_, rest)| rest.split(')').next())
+        .unwrap_or_else(|| panic!("no request id in {body:?}"));
+    let needle = format!("request={id}");
+    logs()
+        .lines()
+        .find(|l| l.contains(&needle))
+        .map(str::to_owned)
+        .unwrap_or_else(|| panic!("no log line for request {id}"))
+}
+
 /// A ztpd server on a loopback port, stopped when dropped.
 pub struct TestServer {
     pub base: String,
@@ -224,6 +276,16 @@ pub struct TestServer {
 impl TestServer {
     /// Start ztpd with this configuration text; data goes to a temp folder.
     pub async fn start(test: &str, config_text: &str) -> TestServer {
+        Self::start_with(test, config_text, ztpd::dialect::Registry::builtin()).await
+    }
+
+    /// Like [`TestServer::start`], speaking the dialects of `registry`.
+    pub async fn start_with(
+        test: &str,
+        config_text: &str,
+        registry: ztpd::dialect::Registry,
+    ) -> TestServer {
+        capture_logs();
         let dir = temp_dir(&format!("{test}-server"));
         let config = ztpd::config::Config::parse(
             &format!(
@@ -234,8 +296,8 @@ impl TestServer {
             &repo_root(),
         )
         .expect("test config is valid");
-        let store = ztpd::store::Store::open(&config.data_dir).expect("open store");
-        let state = ztpd::server::build(&config, store)
+        let stores = ztpd::store::Stores::open(&config.data_dir).expect("open store");
+        let state = ztpd::server::build(&config, stores, registry)
             .await
             .expect("build service");
         let mut server = ztpd::server::Server::bind_state(config.listen, state.clone())
@@ -365,6 +427,18 @@ pub fn client() -> reqwest::Client {
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .expect("reqwest client")
+}
+
+/// GET `url` as an Arista switch with system MAC `mac`: the status and the body.
+pub async fn arista_get(url: &str, mac: &str) -> (u16, String) {
+    let r = client()
+        .get(url)
+        .header("X-Arista-SystemMAC", mac)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let status = r.status().as_u16();
+    (status, r.text().await.unwrap_or_default())
 }
 
 /// GET `url` and return the body as text (panics on transport errors).

@@ -7,7 +7,7 @@ const OPS: &str = "operator-token-0123456789";
 const A_TOKEN: &str = "tenant-a-token-0123456789";
 const B_TOKEN: &str = "tenant-b-token-0123456789";
 const MAC: &str = "00:1c:73:00:00:01";
-const VERSION: &str = ztpd::http::POLICY_VERSION_HEADER;
+const VERSION: &str = ztpd::dialect::POLICY_VERSION_HEADER;
 
 /// Tenants a and b on the demo policy; b's inventory holds only the switches a lacks.
 async fn server(test: &str) -> TestServer {
@@ -217,7 +217,10 @@ async fn push_activate_list_rollback_with_the_cli_and_an_audit_trail() {
         policy("not-a-policy").to_str().unwrap(),
     ])
     .await;
-    assert!(!ok && out.contains("does not fit ztpd's contract"), "{out}");
+    assert!(
+        !ok && out.contains("does not fit any contract version"),
+        "{out}"
+    );
     let bogus = ztpd_e2e::temp_dir("admin-cli-bogus").join("bogus.wasm");
     std::fs::write(&bogus, b"not wasm").unwrap();
     let (ok, out) = ztpd(&[

@@ -41,7 +41,7 @@ async fn golden_files_are_byte_identical() {
         );
         assert!(
             resp.headers()
-                .contains_key(ztpd::http::POLICY_VERSION_HEADER)
+                .contains_key(ztpd::dialect::POLICY_VERSION_HEADER)
         );
         let body = resp.bytes().await.unwrap();
         assert_eq!(

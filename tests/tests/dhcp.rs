@@ -646,8 +646,14 @@ fn exported_configurations_pass_the_real_tools_checks() {
 fn serve_once(lab: &Lab, interface: &str, as_nobody: bool, name: &str) -> (bool, String) {
     let dir = lab.dir.join(name);
     std::fs::create_dir_all(dir.join("data")).expect("dir");
-    // The unprivileged run must be able to write its database.
+    // The unprivileged run must be able to read its configuration and own its data
+    // directory, which ztpd wants private (0700).
     run("chmod", &["-R", "a+rwx", &dir.to_string_lossy()]).expect("chmod");
+    let data = dir.join("data");
+    run("chmod", &["700", &data.to_string_lossy()]).expect("chmod data");
+    if as_nobody {
+        run("chown", &["65534:65534", &data.to_string_lossy()]).expect("chown data");
+    }
     let text = std::fs::read_to_string(&lab.config)
         .expect("config")
         .replace(

@@ -14,7 +14,7 @@ const MACS: [&str; 4] = [
     "00:1c:73:00:00:15",
     "00:1c:73:00:03:e8",
 ];
-const VERSION: &str = ztpd::http::POLICY_VERSION_HEADER;
+const VERSION: &str = ztpd::dialect::POLICY_VERSION_HEADER;
 
 /// Replace `dest` the way deploy tools do: write beside it, then rename over it.
 fn install(src: &Path, dest: &Path) {
@@ -131,9 +131,10 @@ async fn a_new_file_answers_within_a_second() {
     eprintln!("new policy answered {took:?} after the file was written");
     // The swap is in the version history and the audit log, like an API upload. It is
     // recorded just after it goes live, so allow the record a moment (bounded).
-    let versions = srv.state.service.versions();
+    let stores = srv.state.ctx.service.stores().clone();
+    let versions = stores.versions.clone();
     for _ in 0..100 {
-        let audit = versions.audit_log(None).await.unwrap();
+        let audit = stores.audit.entries(None).await.unwrap();
         if audit
             .iter()
             .any(|e| e.hash.as_deref() == Some(sha256(&b).as_str()))
@@ -155,7 +156,7 @@ async fn a_new_file_answers_within_a_second() {
             .any(|a| a.hash == sha256(&policy("arista_dynamic"))),
         "the configured version is there to roll back to"
     );
-    let audit = versions.audit_log(None).await.unwrap();
+    let audit = stores.audit.entries(None).await.unwrap();
     assert!(
         audit.iter().any(
             |e| e.action == "policy.activate" && e.hash.as_deref() == Some(sha256(&b).as_str())
@@ -175,36 +176,61 @@ mac = "00:1c:73:00:00:01""#;
     let dir = live.parent().unwrap().to_owned();
     let corrupt = dir.join("corrupt.wasm");
     std::fs::write(&corrupt, b"\0asm this is not a component at all").unwrap();
-    let service = srv.state.service.clone();
+    let service = srv.state.ctx.service.clone();
 
     // The reason for each refusal.
     let err = service
         .activate_policy_file("default", None, &corrupt)
         .await
         .unwrap_err();
+    let err = err.to_string();
     assert!(err.contains("not a valid WebAssembly component"), "{err}");
     let err = service
         .activate_policy_file("default", None, &policy("not-a-policy"))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
-        err.contains("does not fit ztpd's contract") && err.contains("handle"),
+        err.contains("does not fit any contract version") && err.contains("handle"),
         "{err}"
     );
     // hostile.wasm is a fine policy, but this tenant's smoke request makes it panic.
     let err = service
         .activate_policy_file("default", None, &policy("hostile"))
         .await
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("smoke request") && err.contains("panicked"),
         "{err}"
     );
 
-    // The same files dropped into the watched folder: refused, the old version answers.
+    // The same files dropped into the watched folder: the watcher refuses each (its
+    // refusal is in the audit log, naming the file's version), and the old version
+    // answers. Waiting for the record proves the watcher saw the file.
+    let audit = service.stores().audit.clone();
+    let watched = format!("file {}", std::path::absolute(&live).unwrap().display());
     for bad in [corrupt, policy("not-a-policy"), policy("hostile")] {
+        let hash = sha256(&bad);
         install(&bad, &live);
-        tokio::time::sleep(Duration::from_millis(400)).await;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let entries = audit.entries(None).await.unwrap();
+            let refused = entries.iter().any(|e| {
+                e.action == "policy.rejected"
+                    && e.hash.as_deref() == Some(hash.as_str())
+                    && e.actor == watched
+            });
+            if refused {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no refusal of {} recorded: {entries:?}",
+                bad.display()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         assert_eq!(
             version_of_reply(&srv).await,
             original,

@@ -122,7 +122,7 @@ async fn callbacks_without_a_valid_token_start_nothing() {
     let resp = call_back(&srv, serial, Some("garbage")).await;
     assert_eq!(resp.status(), 403);
 
-    let tenant = srv.state.service.tenant("default").unwrap();
+    let tenant = srv.state.ctx.service.tenant("default").unwrap();
     let two_days_ago = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()

@@ -239,7 +239,7 @@ backoff_ms = 50
     assert_eq!(failed["state"], "failed", "{failed:#}");
 
     // Both jobs ended while `ops` was down; the events wait in the outbox, retried.
-    let outbox = srv.state.runner.outbox();
+    let outbox = srv.state.ctx.runner.outbox();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     loop {
         let ops: Vec<_> = outbox

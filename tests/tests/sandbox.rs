@@ -9,11 +9,18 @@ const CONCURRENT_GOOD: usize = 24;
 /// Start a server on the hostile policy, fire `CONCURRENT_GOOD` good requests alongside one
 /// `?attack=<attack>` request, check every good reply, and return the hostile reply.
 async fn attack(attack: &str) -> (u16, String) {
-    let srv = TestServer::start(
-        &format!("attack-{attack}"),
-        &arista_config("hostile", "memory_mib = 32, cpu_ms = 100, wall_ms = 5000"),
+    attack_with(
+        attack,
+        attack,
+        "memory_mib = 32, cpu_ms = 100, wall_ms = 5000",
     )
-    .await;
+    .await
+}
+
+/// Like [`attack`], with the query `attack=<query>` under these `limits`.
+async fn attack_with(name: &str, query: &str, limits: &str) -> (u16, String) {
+    let attack = name;
+    let srv = TestServer::start(&format!("attack-{name}"), &arista_config("hostile", limits)).await;
     let http = client();
     let want = arista_golden()[GOOD_MAC].clone();
     let good = (0..CONCURRENT_GOOD).map(|_| {
@@ -29,10 +36,7 @@ async fn attack(attack: &str) -> (u16, String) {
         }
     });
     let bad = {
-        let (http, url) = (
-            http.clone(),
-            srv.url(&format!("/dynconfig?attack={attack}")),
-        );
+        let (http, url) = (http.clone(), srv.url(&format!("/dynconfig?attack={query}")));
         async move {
             let r = http
                 .get(url)
@@ -69,18 +73,27 @@ async fn attack(attack: &str) -> (u16, String) {
     bad
 }
 
+/// The device gets a terse 500 (no tenant, no policy, no internal text); the log line it
+/// points to names the tenant, the policy and what happened.
 fn assert_failed(attack: &str, (status, body): &(u16, String), needles: &[&str]) {
     assert_eq!(*status, 500, "{attack}: {body}");
+    for secret in ["tenant default", "hostile.wasm", "policy"] {
+        assert!(
+            !body.contains(secret),
+            "{attack}: the reply to the device says {secret:?}: {body}"
+        );
+    }
+    let line = ztpd_e2e::log_of_reply(body);
     assert!(
-        body.contains("tenant default"),
-        "{attack}: the error names the tenant: {body}"
+        line.contains("tenant default"),
+        "{attack}: the log names the tenant: {line}"
     );
     assert!(
-        body.contains("hostile.wasm"),
-        "{attack}: the error names the policy: {body}"
+        line.contains("hostile.wasm"),
+        "{attack}: the log names the policy: {line}"
     );
     for n in needles {
-        assert!(body.contains(n), "{attack}: expected {n:?} in {body}");
+        assert!(line.contains(n), "{attack}: expected {n:?} in {line}");
     }
 }
 
@@ -137,4 +150,36 @@ async fn the_environment_is_empty() {
 async fn sockets_are_refused() {
     let r = attack("socket").await;
     assert_failed("socket", &r, &["cannot open a socket"]);
+}
+
+#[tokio::test]
+async fn a_reply_over_reply_kib_is_refused_and_one_under_it_is_not() {
+    let limits = "memory_mib = 32, cpu_ms = 100, wall_ms = 5000, reply_kib = 64";
+    let r = attack_with("reply-200k", "reply&kib=200", limits).await;
+    assert_failed(
+        "reply-200k",
+        &r,
+        &[
+            "decision of 204",
+            "over its limit of 65536 bytes (limits.reply_kib)",
+        ],
+    );
+    let (status, body) = attack_with("reply-32k", "reply&kib=32", limits).await;
+    assert_eq!((status, body.len()), (200, 32 * 1024));
+}
+
+#[tokio::test]
+async fn a_call_past_wall_ms_is_abandoned_saying_it_was_running() {
+    // A generous CPU limit, a short wall-time limit: the wall clock ends the call.
+    let r = attack_with(
+        "wall",
+        "loop",
+        "memory_mib = 32, cpu_ms = 10000, wall_ms = 300",
+    )
+    .await;
+    assert_failed(
+        "wall",
+        &r,
+        &["did not finish within 300 ms (limits.wall_ms)", "ms of CPU"],
+    );
 }

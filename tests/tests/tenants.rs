@@ -47,7 +47,7 @@ inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
     let r = get("/dynconfig").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        r.headers()[ztpd::http::POLICY_VERSION_HEADER],
+        r.headers()[ztpd::dialect::POLICY_VERSION_HEADER],
         sha256(&policy("hostile")).as_str()
     );
     assert_eq!(r.text().await.unwrap(), arista_golden()[MAC]);
@@ -65,7 +65,7 @@ inventory = {{ file = "{root}/inventory/arista/swinfo.json", key = "mac" }}
     let r = get("/t/fallback/dynconfig").await;
     assert_eq!(r.status(), 200);
     assert_eq!(
-        r.headers()[ztpd::http::POLICY_VERSION_HEADER],
+        r.headers()[ztpd::dialect::POLICY_VERSION_HEADER],
         sha256(&policy("arista_dynamic")).as_str()
     );
 

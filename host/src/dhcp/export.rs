@@ -10,6 +10,7 @@ use std::fmt::Write;
 
 use super::{BootOptions, FixedAddress, SubnetConfig, fixed_addresses, offers};
 use crate::config::{Config, TenantConfig};
+use crate::dialect::Registry;
 
 /// Output format of `ztpd dhcp export`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -60,6 +61,7 @@ impl Subnet<'_> {
 /// The configuration for `config`'s subnets (one tenant's with `tenant`).
 pub fn export(
     config: &Config,
+    registry: &Registry,
     tenant: Option<&str>,
     format: Format,
 ) -> Result<String, ExportError> {
@@ -82,7 +84,7 @@ pub fn export(
                 tenant: t,
                 config: s,
                 id,
-                offers: offers(t, s),
+                offers: offers(registry, t, s),
                 fixed: fixed_addresses(t, s)?,
             });
         }

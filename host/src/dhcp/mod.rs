@@ -1,12 +1,14 @@
-//! DHCP for zero-touch provisioning: the per-tenant subnet settings, and the one table of
-//! vendor-class rules that decides which bootfile (option 67) a device is offered.
+//! DHCP for zero-touch provisioning: which bootfile (option 67) a device is offered, from
+//! the vendor-class rules of the dialect registry.
 //!
 //! Both consumers use the same rules, so an exported ISC/Kea/dnsmasq configuration and
 //! the built-in server can never disagree about what a device gets:
 //!
 //! - [`export`]: writes an ISC dhcpd, Kea or dnsmasq configuration for every subnet.
 //! - [`server`]: the built-in DHCPv4 server (off unless a subnet names an `interface`).
-//! - [`leases`]: the built-in server's leases, in the same SQLite database as jobs.
+//!
+//! The subnets themselves are configuration ([`crate::config::dhcp`]); the leases live in
+//! [`crate::store::leases`]; the vendor-class rules come from the dialect registry.
 //!
 //! ```toml
 //! [[tenants.dhcp]]
@@ -18,24 +20,18 @@
 //! ```
 
 pub mod export;
-pub mod leases;
 pub mod server;
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
 use ipnet::Ipv4Net;
-use serde::Deserialize;
 
+pub use crate::config::SubnetConfig;
 use crate::config::{InventoryConfig, TenantConfig};
-use crate::identity::Mac;
-use crate::inventory::{FileInventory, MAC_FIELDS};
-use crate::request::Dialect;
-
-/// Default lease time: long enough for a device to boot, fetch and call back.
-pub const DEFAULT_LEASE_S: u32 = 3600;
-/// Largest dynamic range: the built-in server scans it to find a free address.
-pub const MAX_RANGE: u32 = 65536;
+use crate::dialect::{ClassMatch, Offer, Registry};
+use crate::model::Mac;
+use crate::sources::{FileInventory, MAC_FIELDS};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DhcpError {
@@ -43,7 +39,7 @@ pub enum DhcpError {
     Inventory {
         tenant: String,
         subnet: Ipv4Net,
-        source: crate::inventory::InventoryError,
+        source: crate::sources::InventoryError,
     },
     #[error(
         "tenant {tenant}, subnet {subnet}: inventory {path}, record {key:?}: field {field} = {value:?} is not an IPv4 address; fix the record or drop fixed_address_field"
@@ -68,273 +64,6 @@ pub enum DhcpError {
     },
 }
 
-/// One `[[tenants.dhcp]]` table as written.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawSubnet {
-    subnet: Ipv4Net,
-    /// First and last address handed out dynamically.
-    range: [Ipv4Addr; 2],
-    router: Option<Ipv4Addr>,
-    #[serde(default)]
-    dns: Vec<Ipv4Addr>,
-    lease_s: Option<u32>,
-    /// How devices on this subnet reach ztpd's HTTP side; bootfile URLs start with it.
-    server_url: Option<String>,
-    /// Cisco: option 150 (and 66) for devices that fetch images or configs by TFTP.
-    tftp_server: Option<Ipv4Addr>,
-    /// Inventory field holding a device's fixed address (e.g. `dhcp_ip`); none: no
-    /// fixed addresses.
-    fixed_address_field: Option<String>,
-    /// Serve this subnet with the built-in server on this interface.
-    interface: Option<String>,
-    /// Relay agent addresses (giaddr) this subnet is reached through, when they are not
-    /// inside the subnet itself.
-    #[serde(default)]
-    relay: Vec<Ipv4Addr>,
-}
-
-/// A validated DHCP subnet of one tenant.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SubnetConfig {
-    pub subnet: Ipv4Net,
-    pub range: (Ipv4Addr, Ipv4Addr),
-    pub router: Option<Ipv4Addr>,
-    pub dns: Vec<Ipv4Addr>,
-    pub lease_s: u32,
-    /// Without a trailing slash.
-    pub server_url: String,
-    pub tftp_server: Option<Ipv4Addr>,
-    pub fixed_address_field: Option<String>,
-    /// The built-in server serves this subnet on this interface; none: export only.
-    pub interface: Option<String>,
-    pub relay: Vec<Ipv4Addr>,
-}
-
-impl SubnetConfig {
-    /// Validate one subnet table. `callback_url` is the tenant's `callback.url`, used as
-    /// the server URL when the subnet names none. Errors name the tenant and subnet.
-    pub fn validate(
-        tenant: &str,
-        raw: RawSubnet,
-        callback_url: Option<&str>,
-    ) -> Result<Self, String> {
-        let net = raw.subnet.trunc();
-        let at = format!("tenant {tenant:?}, dhcp subnet {net}");
-        if raw.subnet != net {
-            return Err(format!(
-                "{at}: subnet = \"{}\" has host bits set; write the network, \"{net}\"",
-                raw.subnet
-            ));
-        }
-        if net.prefix_len() > 30 {
-            return Err(format!(
-                "{at}: a /{} has no room for devices; use /30 or larger",
-                net.prefix_len()
-            ));
-        }
-        let [first, last] = raw.range;
-        let host = |ip: Ipv4Addr| net.contains(&ip) && ip != net.network() && ip != net.broadcast();
-        if !host(first) || !host(last) || first > last {
-            return Err(format!(
-                "{at}: range = [\"{first}\", \"{last}\"] must be two host addresses of {net}, the first not above the last"
-            ));
-        }
-        if u32::from(last) - u32::from(first) >= MAX_RANGE {
-            return Err(format!(
-                "{at}: range holds more than {MAX_RANGE} addresses; make it smaller"
-            ));
-        }
-        if let Some(r) = raw.router
-            && !host(r)
-        {
-            return Err(format!(
-                "{at}: router = \"{r}\" is not a host address of {net}"
-            ));
-        }
-        if let Some(r) = raw.router
-            && (first..=last).contains(&r)
-        {
-            return Err(format!(
-                "{at}: router = \"{r}\" lies inside range; move the range or the router"
-            ));
-        }
-        let server_url = raw
-            .server_url
-            .as_deref()
-            .or(callback_url)
-            .map(|u| u.trim_end_matches('/').to_owned())
-            .ok_or_else(|| {
-                format!(
-                    "{at}: set server_url = \"http://ADDRESS:PORT\", how devices on this subnet reach ztpd (bootfile URLs start with it)"
-                )
-            })?;
-        let url_ok = server_url
-            .strip_prefix("http://")
-            .or_else(|| server_url.strip_prefix("https://"))
-            .is_some_and(|rest| {
-                !rest.is_empty()
-                    && !rest.contains(['/', '?', '#', '"', '\'', '\\'])
-                    && rest.bytes().all(|b| b.is_ascii_graphic())
-            });
-        if !url_ok {
-            return Err(format!(
-                "{at}: server_url = {server_url:?} must be http://HOST[:PORT] (or https://) with no path"
-            ));
-        }
-        let lease_s = raw.lease_s.unwrap_or(DEFAULT_LEASE_S);
-        if !(60..=7 * 86400).contains(&lease_s) {
-            return Err(format!(
-                "{at}: lease_s = {lease_s} must be between 60 (a minute) and 604800 (a week)"
-            ));
-        }
-        if let Some(f) = &raw.fixed_address_field
-            && (f.is_empty() || !f.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        {
-            return Err(format!(
-                "{at}: fixed_address_field = {f:?} must name an inventory field such as \"dhcp_ip\""
-            ));
-        }
-        if let Some(i) = &raw.interface
-            && (i.is_empty() || i.len() > 15 || i.contains(['/', ' ']) || !i.is_ascii())
-        {
-            return Err(format!(
-                "{at}: interface = {i:?} is not a network interface name such as \"eth1\""
-            ));
-        }
-        for r in &raw.relay {
-            if r.is_unspecified() || r.is_broadcast() {
-                return Err(format!(
-                    "{at}: relay = \"{r}\" is not a relay agent address"
-                ));
-            }
-        }
-        Ok(SubnetConfig {
-            subnet: net,
-            range: (first, last),
-            router: raw.router,
-            dns: raw.dns,
-            lease_s,
-            server_url,
-            tftp_server: raw.tftp_server,
-            fixed_address_field: raw.fixed_address_field,
-            interface: raw.interface,
-            relay: raw.relay,
-        })
-    }
-
-    /// Does a request relayed through `giaddr` belong to this subnet?
-    pub fn reached_through(&self, giaddr: Ipv4Addr) -> bool {
-        self.subnet.contains(&giaddr) || self.relay.contains(&giaddr)
-    }
-
-    pub fn in_range(&self, ip: Ipv4Addr) -> bool {
-        (self.range.0..=self.range.1).contains(&ip)
-    }
-}
-
-/// Check subnets across every tenant: one subnet belongs to one tenant, a relay address
-/// to one subnet, and an interface carries at most one directly attached subnet.
-pub fn check_all<'a>(
-    subnets: impl Iterator<Item = (&'a str, &'a SubnetConfig)>,
-) -> Result<(), String> {
-    let all: Vec<_> = subnets.collect();
-    for (i, (ta, a)) in all.iter().enumerate() {
-        for (tb, b) in &all[i + 1..] {
-            if a.subnet.contains(&b.subnet.network()) || b.subnet.contains(&a.subnet.network()) {
-                return Err(format!(
-                    "dhcp subnet {} of tenant {ta:?} overlaps subnet {} of tenant {tb:?}; a DHCP server needs each address in one subnet",
-                    a.subnet, b.subnet
-                ));
-            }
-            if let Some(r) = a.relay.iter().find(|r| b.reached_through(**r)) {
-                return Err(format!(
-                    "relay address {r} is listed for subnet {} (tenant {ta:?}) but also leads to subnet {} (tenant {tb:?})",
-                    a.subnet, b.subnet
-                ));
-            }
-            if let (Some(ia), Some(ib)) = (&a.interface, &b.interface)
-                && ia == ib
-                && a.relay.is_empty()
-                && b.relay.is_empty()
-            {
-                return Err(format!(
-                    "subnets {} (tenant {ta:?}) and {} (tenant {tb:?}) are both served directly on interface {ia}; \
-                     one of them must be reached through a relay (set relay = [\"GIADDR\"])",
-                    a.subnet, b.subnet
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
-/// How a vendor class is matched against option 60.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClassMatch {
-    /// Option 60 starts with these bytes (case-sensitive, as ISC's `substring` is).
-    Prefix(&'static str),
-}
-
-impl ClassMatch {
-    pub fn matches(self, vendor_class: &[u8]) -> bool {
-        match self {
-            ClassMatch::Prefix(p) => vendor_class.starts_with(p.as_bytes()),
-        }
-    }
-}
-
-/// What a vendor class is offered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Offer {
-    /// Option 67 with the URL of this device-facing path; Cisco-style classes also get
-    /// options 150 and 66 when the subnet names a TFTP server.
-    Bootfile {
-        path: &'static str,
-        tftp_options: bool,
-    },
-}
-
-/// One row of the vendor-class table.
-#[derive(Debug, Clone, Copy)]
-pub struct VendorRule {
-    /// Class name in exported configurations.
-    pub name: &'static str,
-    /// The ZTP dialect these devices speak; offered only if the tenant has a policy for it.
-    pub dialect: Dialect,
-    pub class: ClassMatch,
-    pub offer: Offer,
-}
-
-/// Vendor classes ztpd answers, first match wins.
-///
-/// - EOS sends `Arista;<model>;<hardware revision>;<serial>` in option 60 and fetches
-///   option 67 over HTTP: the dynamic-config route.
-/// - IOS XE at day zero sends `ciscopnp`; given option 67 it runs ZTP (downloads and
-///   runs the guestshell script), given option 43 it would run Cisco PnP. ztpd has no
-///   PnP dialect yet, so it offers the ZTP script; a PnP rule (option 43
-///   `5A1N;B2;K4;I<ip>;J<port>`) belongs here once that dialect exists.
-pub const RULES: &[VendorRule] = &[
-    VendorRule {
-        name: "arista-eos",
-        dialect: Dialect::AristaEos,
-        class: ClassMatch::Prefix("Arista"),
-        offer: Offer::Bootfile {
-            path: "dynconfig",
-            tftp_options: false,
-        },
-    },
-    VendorRule {
-        name: "cisco-iosxe",
-        dialect: Dialect::CiscoIosxe,
-        class: ClassMatch::Prefix("ciscopnp"),
-        offer: Offer::Bootfile {
-            path: "script.py",
-            tftp_options: true,
-        },
-    },
-];
-
 /// The boot options one vendor class gets on one subnet.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BootOptions {
@@ -347,21 +76,13 @@ pub struct BootOptions {
     pub tftp_server: Option<Ipv4Addr>,
 }
 
-/// Does the tenant have a policy that answers `dialect`?
-pub fn tenant_speaks(tenant: &TenantConfig, dialect: Dialect) -> bool {
-    tenant
-        .policies
-        .iter()
-        .any(|(d, _)| d.is_none_or(|d| d == dialect))
-}
-
 /// Boot options of one rule for this tenant and subnet, if the tenant speaks its dialect.
 fn boot_options(
-    rule: &VendorRule,
+    (dialect, rule): &(&'static str, crate::dialect::VendorRule),
     tenant: &TenantConfig,
     subnet: &SubnetConfig,
 ) -> Option<BootOptions> {
-    if !tenant_speaks(tenant, rule.dialect) {
+    if !tenant.speaks(dialect) {
         return None;
     }
     let Offer::Bootfile { path, tftp_options } = rule.offer;
@@ -381,8 +102,13 @@ fn boot_options(
 }
 
 /// Every vendor class this tenant's subnet offers a bootfile to, in rule order.
-pub fn offers(tenant: &TenantConfig, subnet: &SubnetConfig) -> Vec<BootOptions> {
-    RULES
+pub fn offers(
+    registry: &Registry,
+    tenant: &TenantConfig,
+    subnet: &SubnetConfig,
+) -> Vec<BootOptions> {
+    registry
+        .dhcp_rules()
         .iter()
         .filter_map(|r| boot_options(r, tenant, subnet))
         .collect()
@@ -391,11 +117,13 @@ pub fn offers(tenant: &TenantConfig, subnet: &SubnetConfig) -> Vec<BootOptions> 
 /// What a device sending `vendor_class` (option 60) gets on this subnet: the first rule
 /// that matches, if the tenant speaks its dialect.
 pub fn boot_for(
+    registry: &Registry,
     tenant: &TenantConfig,
     subnet: &SubnetConfig,
     vendor_class: &[u8],
 ) -> Option<BootOptions> {
-    let rule = RULES.iter().find(|r| r.class.matches(vendor_class))?;
+    let rules = registry.dhcp_rules();
+    let rule = rules.iter().find(|(_, r)| r.class.matches(vendor_class))?;
     boot_options(rule, tenant, subnet)
 }
 
@@ -495,97 +223,63 @@ pub fn fixed_addresses(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::PolicySlot;
     use std::path::Path;
 
-    fn tenant(default: bool, policies: Vec<(Option<Dialect>, PathBuf)>) -> TenantConfig {
+    fn tenant(default: bool, policies: Vec<(Option<&str>, &str)>) -> TenantConfig {
         let text = "[[tenants]]\nname = \"lab\"\npolicy = \"p.wasm\"\ntemplates = \"t\"\ninventory = { file = \"i.json\", key = \"mac\" }\n";
         let mut t = crate::config::Config::parse(text, "x.toml", Path::new("/x"))
             .unwrap()
             .tenants
             .remove(0);
         t.default = default;
-        t.policies = policies;
+        t.policies = policies
+            .into_iter()
+            .map(|(d, p)| PolicySlot {
+                dialect: d.map(str::to_owned),
+                path: p.into(),
+            })
+            .collect();
         t
     }
 
-    fn raw(extra: &str) -> RawSubnet {
-        toml::from_str(&format!(
+    fn subnet(extra: &str) -> SubnetConfig {
+        let raw = toml::from_str(&format!(
             "subnet = \"192.0.2.0/24\"\nrange = [\"192.0.2.100\", \"192.0.2.199\"]\nserver_url = \"http://192.0.2.1:8080/\"\n{extra}"
         ))
-        .unwrap()
+        .unwrap();
+        SubnetConfig::validate("lab", raw, None).unwrap()
     }
 
     #[test]
     fn vendor_classes_map_to_bootfiles_by_tenant() {
-        let s = SubnetConfig::validate("lab", raw("tftp_server = \"192.0.2.5\""), None).unwrap();
-        assert_eq!(s.server_url, "http://192.0.2.1:8080");
-        let t = tenant(false, vec![(None, "p.wasm".into())]);
-        let arista = boot_for(&t, &s, b"Arista;DCS-7050SX3-48YC8;01.00;JPE1").unwrap();
+        let r = Registry::builtin();
+        let s = subnet("tftp_server = \"192.0.2.5\"");
+        let t = tenant(false, vec![(None, "p.wasm")]);
+        let arista = boot_for(&r, &t, &s, b"Arista;DCS-7050SX3-48YC8;01.00;JPE1").unwrap();
         assert_eq!(arista.bootfile, "http://192.0.2.1:8080/t/lab/dynconfig");
         assert_eq!(arista.tftp_server, None);
-        let cisco = boot_for(&t, &s, b"ciscopnp").unwrap();
+        let cisco = boot_for(&r, &t, &s, b"ciscopnp").unwrap();
         assert_eq!(cisco.bootfile, "http://192.0.2.1:8080/t/lab/script.py");
         assert_eq!(cisco.tftp_server, Some(Ipv4Addr::new(192, 0, 2, 5)));
-        assert_eq!(boot_for(&t, &s, b"MSFT 5.0"), None);
-        assert_eq!(boot_for(&t, &s, b"arista"), None, "case-sensitive, as ISC");
-
-        let only_arista = tenant(true, vec![(Some(Dialect::AristaEos), "a.wasm".into())]);
+        assert_eq!(boot_for(&r, &t, &s, b"MSFT 5.0"), None);
         assert_eq!(
-            boot_for(&only_arista, &s, b"Arista").unwrap().bootfile,
+            boot_for(&r, &t, &s, b"arista"),
+            None,
+            "case-sensitive, as ISC"
+        );
+
+        let only_arista = tenant(true, vec![(Some("arista-eos"), "a.wasm")]);
+        assert_eq!(
+            boot_for(&r, &only_arista, &s, b"Arista").unwrap().bootfile,
             "http://192.0.2.1:8080/dynconfig"
         );
         assert_eq!(
-            boot_for(&only_arista, &s, b"ciscopnp"),
+            boot_for(&r, &only_arista, &s, b"ciscopnp"),
             None,
             "no IOS XE policy, no script"
         );
-        assert_eq!(offers(&only_arista, &s).len(), 1);
-    }
-
-    #[test]
-    fn bad_subnets_name_tenant_subnet_and_setting() {
-        let bad = |extra: &str, want: &str| {
-            let text =
-                format!("subnet = \"192.0.2.0/24\"\nserver_url = \"http://192.0.2.1\"\n{extra}");
-            let raw: RawSubnet = toml::from_str(&text).unwrap();
-            let err = SubnetConfig::validate("lab", raw, None).unwrap_err();
-            assert!(
-                err.contains("tenant \"lab\"")
-                    && err.contains("192.0.2.0/24")
-                    && err.contains(want),
-                "{err}"
-            );
-        };
-        bad("range = [\"192.0.2.200\", \"192.0.2.100\"]", "range");
-        bad("range = [\"192.0.2.100\", \"198.51.100.1\"]", "range");
-        bad("range = [\"192.0.2.0\", \"192.0.2.10\"]", "range");
-        bad(
-            "range = [\"192.0.2.100\", \"192.0.2.110\"]\nrouter = \"192.0.2.105\"",
-            "router",
-        );
-        bad(
-            "range = [\"192.0.2.100\", \"192.0.2.110\"]\nlease_s = 5",
-            "lease_s",
-        );
-        let raw: RawSubnet =
-            toml::from_str("subnet = \"192.0.2.0/24\"\nrange = [\"192.0.2.100\", \"192.0.2.110\"]")
-                .unwrap();
-        let err = SubnetConfig::validate("lab", raw, None).unwrap_err();
-        assert!(err.contains("server_url"), "{err}");
-        let raw: RawSubnet = toml::from_str(
-            "subnet = \"192.0.2.0/24\"\nrange = [\"192.0.2.100\", \"192.0.2.110\"]\nserver_url = \"http://x/a\"",
-        )
-        .unwrap();
-        let err = SubnetConfig::validate("lab", raw, None).unwrap_err();
-        assert!(err.contains("no path"), "{err}");
-    }
-
-    #[test]
-    fn overlapping_subnets_are_refused() {
-        let a = SubnetConfig::validate("a", raw(""), None).unwrap();
-        let b = SubnetConfig::validate("b", raw(""), None).unwrap();
-        let err = check_all([("a", &a), ("b", &b)].into_iter()).unwrap_err();
-        assert!(err.contains("overlaps"), "{err}");
+        assert_eq!(offers(&r, &only_arista, &s).len(), 1);
     }
 
     #[test]
@@ -604,13 +298,12 @@ mod tests {
             .to_string(),
         )
         .unwrap();
-        let mut t = tenant(true, vec![(None, "p.wasm".into())]);
+        let mut t = tenant(true, vec![(None, "p.wasm")]);
         t.inventory = vec![InventoryConfig::File {
             path: inv.clone(),
-            key: crate::inventory::KeyKind::Serial,
+            key: crate::config::KeyKind::Serial,
         }];
-        let s =
-            SubnetConfig::validate("lab", raw("fixed_address_field = \"dhcp_ip\""), None).unwrap();
+        let s = subnet("fixed_address_field = \"dhcp_ip\"");
         let fixed = fixed_addresses(&t, &s).unwrap();
         assert_eq!(
             fixed,

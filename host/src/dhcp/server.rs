@@ -22,10 +22,11 @@ use dhcproto::v4::{
 };
 use tokio::net::UdpSocket;
 
-use super::leases::{ClientInfo, LeaseStore, Pool};
 use super::{FixedAddress, SubnetConfig, boot_for, fixed_addresses};
 use crate::config::{Config, TenantConfig};
-use crate::identity::Mac;
+use crate::dialect::Registry;
+use crate::model::Mac;
+use crate::store::leases::{ClientInfo, LeaseStore, Pool};
 
 pub const SERVER_PORT: u16 = 67;
 pub const CLIENT_PORT: u16 = 68;
@@ -101,6 +102,7 @@ pub struct Responder {
     /// Subnets served on this interface; the directly attached one has no `relay`.
     subnets: Vec<Served>,
     leases: LeaseStore,
+    registry: Registry,
 }
 
 /// The running server; its sockets close when it is dropped.
@@ -125,6 +127,7 @@ impl DhcpServer {
     pub async fn start(
         config: &Config,
         leases: LeaseStore,
+        registry: &Registry,
     ) -> Result<Option<Self>, DhcpServerError> {
         let mut interfaces: Vec<String> = Vec::new();
         for s in config.tenants.iter().flat_map(|t| &t.dhcp) {
@@ -139,7 +142,12 @@ impl DhcpServer {
         }
         let mut tasks = Vec::new();
         for interface in &interfaces {
-            let responder = Arc::new(Responder::new(config, interface, leases.clone())?);
+            let responder = Arc::new(Responder::new(
+                config,
+                interface,
+                leases.clone(),
+                registry.clone(),
+            )?);
             let socket = open_socket(interface)?;
             tracing::info!(
                 "DHCP server on {interface} ({}): {}",
@@ -164,6 +172,7 @@ impl Responder {
         config: &Config,
         interface: &str,
         leases: LeaseStore,
+        registry: Registry,
     ) -> Result<Self, DhcpServerError> {
         let addresses = interface_addresses(interface)?;
         let subnets = served(config, Some(interface))?;
@@ -185,6 +194,7 @@ impl Responder {
             server_ip,
             subnets,
             leases,
+            registry,
         })
     }
 
@@ -229,7 +239,7 @@ impl Responder {
         };
         let boot = vendor_class
             .as_deref()
-            .and_then(|v| boot_for(&served.tenant, &served.subnet, v));
+            .and_then(|v| boot_for(&self.registry, &served.tenant, &served.subnet, v));
         let fixed = served.fixed_for(mac);
         let client = ClientInfo {
             hostname: match msg.opts().get(OptionCode::Hostname) {
@@ -584,7 +594,7 @@ async fn serve(socket: UdpSocket, responder: Arc<Responder>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
+    use crate::store::Db;
 
     fn responder() -> Responder {
         let text = r#"
@@ -600,12 +610,13 @@ router = "192.0.2.1"
 server_url = "http://192.0.2.1:8080"
 "#;
         let config = Config::parse(text, "x.toml", std::path::Path::new("/x")).unwrap();
-        let leases = LeaseStore::new(Store::in_memory().unwrap()).unwrap();
+        let leases = LeaseStore::new(Db::in_memory().unwrap());
         Responder {
             interface: "test".into(),
             server_ip: Ipv4Addr::new(192, 0, 2, 1),
             subnets: served(&config, None).unwrap(),
             leases,
+            registry: Registry::builtin(),
         }
     }
 

@@ -6,32 +6,19 @@
 //! got from the built-in server (found by MAC, or by the address it called back from) —
 //! a device that has a lease but no job yet (a switch that only fetched its config) is
 //! shown by MAC with its lease alone. `GET /api/v1/dhcp` lists every lease and how often
-//! each subnet's pool was found full. If the configuration names an API token, all of
-//! them require `Authorization: Bearer <token>`.
+//! each subnet's pool was found full. A tenant token sees only its tenant.
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::{AppError, AppState, constant_time_eq};
+use super::auth::StatusCaller;
+use super::{AppError, AppState};
 use crate::jobs::Job;
+use crate::model::Mac;
 
-fn authorize(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
-    let Some(expected) = &app.api_token else {
-        return Ok(());
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.strip_prefix("Bearer "));
-    match given {
-        None => Err(AppError::Unauthorized(
-            "the status API needs Authorization: Bearer <token>".into(),
-        )),
-        Some(t) if constant_time_eq(t.as_bytes(), expected.as_bytes()) => Ok(()),
-        Some(_) => Err(AppError::Forbidden("wrong API token".into())),
-    }
+fn internal(e: impl std::fmt::Display) -> AppError {
+    AppError::Internal(e.to_string())
 }
 
 fn summary(j: &Job) -> serde_json::Value {
@@ -53,15 +40,15 @@ fn summary(j: &Job) -> serde_json::Value {
 
 pub(super) async fn devices(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    StatusCaller(caller): StatusCaller,
 ) -> Result<Response, AppError> {
-    authorize(&app, &headers)?;
     let jobs = app
+        .ctx
         .runner
         .store()
-        .latest_per_device(None)
+        .latest_per_device(caller.tenant.clone())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(internal)?;
     let list: Vec<_> = jobs.iter().map(summary).collect();
     Ok(axum::Json(json!({ "devices": list })).into_response())
 }
@@ -69,26 +56,34 @@ pub(super) async fn devices(
 pub(super) async fn device(
     State(app): State<AppState>,
     Path(device): Path<String>,
-    headers: HeaderMap,
+    StatusCaller(caller): StatusCaller,
 ) -> Result<Response, AppError> {
-    authorize(&app, &headers)?;
-    let store = app.runner.store();
+    let store = app.ctx.runner.store();
     let job = store
-        .latest_for(device.clone(), None)
+        .latest_for(device.clone(), caller.tenant.clone())
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
-    let as_mac = device.parse::<crate::identity::Mac>().ok();
+        .map_err(internal)?;
+    let as_mac = device.parse::<Mac>().ok();
     let mac = job
         .as_ref()
         .and_then(|j| j.mac.as_deref())
-        .and_then(|m| m.parse::<crate::identity::Mac>().ok())
+        .and_then(|m| m.parse::<Mac>().ok())
         .or(as_mac)
         .map(|m| m.to_string());
     let lease = app
+        .ctx
+        .service
+        .stores()
         .leases
         .find(mac, job.as_ref().map(|j| j.source_ip.clone()))
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(internal)?
+        .filter(|l| caller.sees(&l.tenant));
+    let not_found = || {
+        AppError::NotFound(format!(
+            "no device {device:?} has called back or taken a DHCP lease"
+        ))
+    };
     let Some(job) = job else {
         return match lease {
             Some(lease) => Ok(axum::Json(json!({
@@ -98,15 +93,10 @@ pub(super) async fn device(
                 "lease": lease,
             }))
             .into_response()),
-            None => Err(AppError::NotFound(format!(
-                "no device {device:?} has called back or taken a DHCP lease"
-            ))),
+            None => Err(not_found()),
         };
     };
-    let events = store
-        .events(job.id)
-        .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+    let events = store.events(job.id).await.map_err(internal)?;
     let mut body = summary(&job);
     if let Some(map) = body.as_object_mut() {
         map.insert("events".into(), json!(events));
@@ -121,17 +111,19 @@ pub(super) async fn device(
 
 pub(super) async fn dhcp(
     State(app): State<AppState>,
-    headers: HeaderMap,
+    StatusCaller(caller): StatusCaller,
 ) -> Result<Response, AppError> {
-    authorize(&app, &headers)?;
-    let leases = app
-        .leases
+    let leases = &app.ctx.service.stores().leases;
+    let all: Vec<_> = leases
         .all()
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(internal)?
+        .into_iter()
+        .filter(|l| caller.sees(&l.tenant))
+        .collect();
     Ok(axum::Json(json!({
-        "leases": leases,
-        "pool_full": app.leases.pool_full_counts(),
+        "leases": all,
+        "pool_full": leases.pool_full_counts(),
     }))
     .into_response())
 }

@@ -1,20 +1,25 @@
-//! One error type for every device-facing route. 4xx replies say exactly what the device
-//! (or the person with curl) got wrong; 5xx replies carry a one-line reason and the full
-//! story goes to the log.
+//! One error type for every route. 4xx replies say exactly what the device (or the person
+//! with curl) got wrong; 5xx replies say little — no tenant, no policy hash, no internal
+//! text — and the full story goes to the log with a request id the reply repeats.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::service::DecideError;
+use crate::dialect::DeviceError;
 
 #[derive(Debug)]
 pub enum AppError {
     BadRequest(String),
     Unauthorized(String),
     PayloadTooLarge(String),
-    TooManyRequests { reason: String, retry_after_s: u64 },
+    TooManyRequests {
+        reason: String,
+        retry_after_s: u64,
+    },
     NotFound(String),
     Forbidden(String),
+    Conflict(String),
+    /// `detail` is logged, never sent.
     Internal(String),
 }
 
@@ -31,7 +36,17 @@ impl IntoResponse for AppError {
             AppError::TooManyRequests { reason, .. } => (StatusCode::TOO_MANY_REQUESTS, reason),
             AppError::NotFound(r) => (StatusCode::NOT_FOUND, r),
             AppError::Forbidden(r) => (StatusCode::FORBIDDEN, r),
-            AppError::Internal(r) => (StatusCode::INTERNAL_SERVER_ERROR, r),
+            AppError::Conflict(r) => (StatusCode::CONFLICT, r),
+            AppError::Internal(detail) => {
+                let id = request_id();
+                tracing::error!(request = %id, "{detail}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!(
+                        "ztpd could not answer this request; the operator's log has the details (request {id})"
+                    ),
+                )
+            }
         };
         let mut resp = (status, format!("{reason}\n")).into_response();
         resp.headers_mut().insert(
@@ -46,9 +61,32 @@ impl IntoResponse for AppError {
     }
 }
 
-impl From<DecideError> for AppError {
-    fn from(e: DecideError) -> Self {
-        tracing::error!("{e}");
-        AppError::Internal(e.to_string())
+/// A short random id tying a 5xx reply to its log line.
+fn request_id() -> String {
+    let mut b = [0u8; 6];
+    if getrandom::fill(&mut b).is_err() {
+        return "-".into();
+    }
+    hex::encode(b)
+}
+
+impl From<DeviceError> for AppError {
+    fn from(e: DeviceError) -> Self {
+        match e {
+            DeviceError::BadRequest(r) => AppError::BadRequest(r),
+            DeviceError::Unauthorized(r) => AppError::Unauthorized(r),
+            DeviceError::Forbidden(r) => AppError::Forbidden(r),
+            DeviceError::NotFound(r) => AppError::NotFound(r),
+            DeviceError::Conflict(r) => AppError::Conflict(r),
+            DeviceError::PayloadTooLarge(r) => AppError::PayloadTooLarge(r),
+            DeviceError::TooManyRequests {
+                reason,
+                retry_after_s,
+            } => AppError::TooManyRequests {
+                reason,
+                retry_after_s,
+            },
+            DeviceError::Internal { detail } => AppError::Internal(detail),
+        }
     }
 }

@@ -12,14 +12,9 @@ pub mod webhook;
 
 use serde_json::{Value, json};
 
-pub use prtg::{Prtg, PrtgAuth, PrtgConfig, Registered};
-pub use webhook::{Outbox, WebhookConfig};
-
-/// A monitoring sink as configured.
-#[derive(Debug, Clone)]
-pub enum SinkConfig {
-    Prtg(PrtgConfig),
-}
+pub use crate::config::{HostEvent, SinkConfig};
+pub use prtg::{Prtg, PrtgError, Registered};
+pub use webhook::{Outbox, OutboxError, WebhookConfig};
 
 /// A live monitoring sink.
 #[derive(Debug)]
@@ -28,9 +23,9 @@ pub enum Sink {
 }
 
 impl Sink {
-    pub fn new(config: &SinkConfig) -> Result<Self, String> {
+    pub fn new(config: &SinkConfig) -> Result<Self, PrtgError> {
         match config {
-            SinkConfig::Prtg(c) => Prtg::new(c).map(Sink::Prtg).map_err(|e| e.to_string()),
+            SinkConfig::Prtg(c) => Prtg::new(c).map(Sink::Prtg),
         }
     }
 
@@ -41,7 +36,7 @@ impl Sink {
         host: &str,
         group: Option<&str>,
         template: Option<&str>,
-    ) -> Result<String, String> {
+    ) -> Result<String, PrtgError> {
         match self {
             Sink::Prtg(p) => match p.register(name, host, group, template).await {
                 Ok(Registered { id, existed: true }) => Ok(format!(
@@ -50,7 +45,7 @@ impl Sink {
                 Ok(Registered { id, existed: false }) => Ok(format!(
                     "PRTG device {id} added for {name} ({host}) and resumed"
                 )),
-                Err(e) => Err(e.to_string()),
+                Err(e) => Err(e),
             },
         }
     }
@@ -61,7 +56,7 @@ impl Sink {
 pub struct JobEvent<'a> {
     pub event: &'a str,
     pub tenant: &'a str,
-    pub job: &'a crate::jobs::Job,
+    pub job: &'a crate::store::jobs::Job,
     pub error: Option<&'a str>,
     /// Extra fields a plan's webhook step adds (a JSON object), merged under `data`.
     pub data: Value,
@@ -88,7 +83,7 @@ impl JobEvent<'_> {
             },
             "policy_version": job.policy_version,
             "error": self.error,
-            "occurred_at": rfc3339(crate::jobs::now_ms()),
+            "occurred_at": rfc3339(crate::clock::now_ms()),
             "data": self.data,
         })
     }

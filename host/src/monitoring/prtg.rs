@@ -17,31 +17,8 @@ use std::time::Duration;
 use reqwest::{StatusCode, header};
 use serde_json::Value;
 
-use crate::credentials::SecretText;
-
-/// How ztpd signs in to PRTG.
-#[derive(Debug, Clone)]
-pub enum PrtgAuth {
-    ApiToken(SecretText),
-    Passhash {
-        username: String,
-        passhash: SecretText,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub struct PrtgConfig {
-    /// Base URL without a trailing slash (`https://prtg.example.net`).
-    pub url: String,
-    pub auth: PrtgAuth,
-    /// Group new devices go into, unless the plan names one.
-    pub group: Option<String>,
-    /// Device to duplicate, unless the plan names one.
-    pub template: Option<String>,
-    pub timeout: Duration,
-    /// Further attempts after a 5xx answer or a connection error.
-    pub retries: u32,
-}
+use crate::config::ExposeSecret;
+pub use crate::config::{PrtgAuth, PrtgConfig};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrtgError {
@@ -258,10 +235,10 @@ impl Prtg {
         let url = format!("{}/api/{page}", self.base);
         let mut query: Vec<(&str, &str)> = params.to_vec();
         match &self.auth {
-            PrtgAuth::ApiToken(t) => query.push(("apitoken", t.expose())),
+            PrtgAuth::ApiToken(t) => query.push(("apitoken", t.expose_secret())),
             PrtgAuth::Passhash { username, passhash } => {
                 query.push(("username", username));
-                query.push(("passhash", passhash.expose()));
+                query.push(("passhash", passhash.expose_secret()));
             }
         }
         let response = self
@@ -271,7 +248,7 @@ impl Prtg {
             .send()
             .await
             // reqwest's error text may carry the URL with its query (and the token).
-            .map_err(|e| Attempt::Retry(crate::netbox::error_chain(&e.without_url())))?;
+            .map_err(|e| Attempt::Retry(crate::errors::chain(&e.without_url())))?;
         let status = response.status();
         let location = response
             .headers()

@@ -23,37 +23,20 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
-use rusqlite::params;
 use serde_json::Value;
 use sha2::Sha256;
 use tokio::sync::{Notify, Semaphore};
 
-use crate::credentials::SecretText;
-use crate::jobs::now_ms;
-use crate::store::{Store, StoreError};
+use crate::clock::now_ms;
+use crate::config::ExposeSecret;
+pub use crate::config::WebhookConfig;
+use crate::store::StoreError;
+use crate::store::outbox::{Delivery, DeliveryState, OutboxStore};
 
 pub const EVENT_HEADER: &str = "x-ztpd-event";
 pub const DELIVERY_HEADER: &str = "x-ztpd-delivery";
 pub const TIMESTAMP_HEADER: &str = "x-ztpd-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-ztpd-signature";
-
-/// Events the host sends by itself when a job ends, to webhooks that list them.
-pub const PROVISIONED: &str = "device.provisioned";
-pub const FAILED: &str = "device.failed";
-
-#[derive(Debug, Clone)]
-pub struct WebhookConfig {
-    pub url: String,
-    pub secret: SecretText,
-    /// Job outcomes sent without a plan step: `device.provisioned`, `device.failed`.
-    pub events: Vec<String>,
-    /// Attempts before an event is given up (logged as a warning).
-    pub max_attempts: u32,
-    /// Wait before the second attempt; doubles each time, at most 5 minutes.
-    pub backoff: Duration,
-    /// Per attempt.
-    pub timeout: Duration,
-}
 
 /// `sha256=<hex>` over `{timestamp}.{body}`: the `X-Ztpd-Signature` header.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
@@ -66,23 +49,17 @@ pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
     format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
 }
 
-const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS webhook_outbox (
-    id           INTEGER PRIMARY KEY AUTOINCREMENT,
-    tenant       TEXT NOT NULL,
-    webhook      TEXT NOT NULL,
-    event        TEXT NOT NULL,
-    body         TEXT NOT NULL,
-    state        TEXT NOT NULL DEFAULT 'pending',
-    attempts     INTEGER NOT NULL DEFAULT 0,
-    next_ms      INTEGER NOT NULL,
-    last_error   TEXT,
-    created_ms   INTEGER NOT NULL,
-    delivered_ms INTEGER
-);
-CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox (state, next_ms);
-";
+/// Why the outbox could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error("webhook HTTP client: {0}")]
+    Client(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
 
+/// Events claimed per scan.
+const CLAIM_BATCH: usize = 64;
 /// Events in flight at once, across all tenants.
 const MAX_IN_FLIGHT: usize = 16;
 /// How long a claimed event stays hidden from the next scan while its attempt runs.
@@ -90,34 +67,6 @@ const CLAIM: Duration = Duration::from_secs(120);
 /// The scan runs at least this often, so a missed wake-up delays at most this much.
 const IDLE_SCAN: Duration = Duration::from_secs(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
-
-/// One event as stored.
-#[derive(Debug, Clone)]
-pub struct Delivery {
-    pub id: i64,
-    pub tenant: String,
-    pub webhook: String,
-    pub event: String,
-    pub body: String,
-    pub state: String,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-}
-
-const COLUMNS: &str = "id, tenant, webhook, event, body, state, attempts, last_error";
-
-fn delivery_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Delivery> {
-    Ok(Delivery {
-        id: r.get(0)?,
-        tenant: r.get(1)?,
-        webhook: r.get(2)?,
-        event: r.get(3)?,
-        body: r.get(4)?,
-        state: r.get(5)?,
-        attempts: r.get(6)?,
-        last_error: r.get(7)?,
-    })
-}
 
 /// Finds a tenant's webhook by name at delivery time (the outbox knows nothing of
 /// tenants).
@@ -128,7 +77,7 @@ pub trait WebhookDirectory: Send + Sync + 'static {
 /// The outbox: enqueue from anywhere, deliver from one background task.
 #[derive(Clone)]
 pub struct Outbox {
-    store: Store,
+    store: OutboxStore,
     wake: Arc<Notify>,
     http: reqwest::Client,
 }
@@ -140,12 +89,11 @@ impl std::fmt::Debug for Outbox {
 }
 
 impl Outbox {
-    pub fn new(store: Store) -> Result<Self, StoreError> {
-        store.with_sync(|c| Ok(c.execute_batch(SCHEMA)?))?;
+    pub fn new(store: OutboxStore) -> Result<Self, OutboxError> {
         let http = reqwest::Client::builder()
             .user_agent(concat!("ztpd/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| StoreError::Task(format!("webhook HTTP client: {e}")))?;
+            .map_err(|e| OutboxError::Client(e.to_string()))?;
         Ok(Outbox {
             store,
             wake: Arc::new(Notify::new()),
@@ -160,20 +108,10 @@ impl Outbox {
         webhook: &str,
         event: &str,
         body: &Value,
-    ) -> Result<i64, StoreError> {
-        let (tenant, webhook, event) = (tenant.to_owned(), webhook.to_owned(), event.to_owned());
-        let body = body.to_string();
+    ) -> Result<i64, OutboxError> {
         let id = self
             .store
-            .with(move |c| {
-                let now = now_ms();
-                c.execute(
-                    "INSERT INTO webhook_outbox (tenant, webhook, event, body, next_ms, created_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?5)",
-                    params![tenant, webhook, event, body, now],
-                )?;
-                Ok(c.last_insert_rowid())
-            })
+            .enqueue(tenant, webhook, event, body.to_string())
             .await?;
         self.wake.notify_one();
         Ok(id)
@@ -181,16 +119,7 @@ impl Outbox {
 
     /// Every event of `tenant`, newest first (status and tests).
     pub async fn deliveries(&self, tenant: &str) -> Result<Vec<Delivery>, StoreError> {
-        let tenant = tenant.to_owned();
-        self.store
-            .with(move |c| {
-                let mut stmt = c.prepare(&format!(
-                    "SELECT {COLUMNS} FROM webhook_outbox WHERE tenant = ?1 ORDER BY id DESC LIMIT 1000"
-                ))?;
-                let rows = stmt.query_map(params![tenant], delivery_row)?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await
+        self.store.deliveries(tenant).await
     }
 
     /// Deliver due events until the process ends. Pending events are due at once after a
@@ -201,16 +130,7 @@ impl Outbox {
             // After a restart every pending event is due at once: a receiver may have come
             // back meanwhile, and an event claimed by the process that died is not left
             // waiting out its claim.
-            let retry_now = outbox
-                .store
-                .with(|c| {
-                    let now = now_ms();
-                    Ok(c.execute(
-                        "UPDATE webhook_outbox SET next_ms = ?1 WHERE state = 'pending' AND next_ms > ?1",
-                        params![now],
-                    )?)
-                })
-                .await;
+            let retry_now = outbox.store.all_due_now().await;
             match retry_now {
                 Ok(n) if n > 0 => {
                     tracing::info!("{n} webhook events pending from before the restart")
@@ -220,7 +140,11 @@ impl Outbox {
             }
             let permits = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
             loop {
-                let wait = match outbox.claim_due().await {
+                let wait = match outbox
+                    .store
+                    .claim_due(CLAIM_BATCH, CLAIM.as_millis() as i64)
+                    .await
+                {
                     Ok((due, next)) => {
                         for delivery in due {
                             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -250,37 +174,6 @@ impl Outbox {
         })
     }
 
-    /// Claim the events that are due; also return when the next pending one is.
-    async fn claim_due(&self) -> Result<(Vec<Delivery>, Option<i64>), StoreError> {
-        self.store
-            .with(|c| {
-                let now = now_ms();
-                let tx = c.transaction()?;
-                let due = {
-                    let mut stmt = tx.prepare(&format!(
-                        "SELECT {COLUMNS} FROM webhook_outbox
-                         WHERE state = 'pending' AND next_ms <= ?1 ORDER BY next_ms LIMIT 64"
-                    ))?;
-                    let rows = stmt.query_map(params![now], delivery_row)?;
-                    rows.collect::<Result<Vec<_>, _>>()?
-                };
-                for d in &due {
-                    tx.execute(
-                        "UPDATE webhook_outbox SET next_ms = ?2 WHERE id = ?1",
-                        params![d.id, now + CLAIM.as_millis() as i64],
-                    )?;
-                }
-                let next: Option<i64> = tx.query_row(
-                    "SELECT MIN(next_ms) FROM webhook_outbox WHERE state = 'pending'",
-                    [],
-                    |r| r.get(0),
-                )?;
-                tx.commit()?;
-                Ok((due, next))
-            })
-            .await
-    }
-
     async fn attempt(&self, directory: &dyn WebhookDirectory, d: Delivery) {
         let attempts = d.attempts + 1;
         let Some(hook) = directory.webhook(&d.tenant, &d.webhook) else {
@@ -288,7 +181,7 @@ impl Outbox {
                 "tenant {} has no webhook named {:?} any more",
                 d.tenant, d.webhook
             );
-            self.finish(d.id, "gave-up", attempts, Some(reason), None)
+            self.finish(d.id, DeliveryState::GaveUp, attempts, Some(reason), None)
                 .await;
             return;
         };
@@ -296,11 +189,12 @@ impl Outbox {
         match result {
             Ok(()) => {
                 tracing::debug!(tenant = %d.tenant, webhook = %d.webhook, event = %d.event, delivery = d.id, attempts, "webhook delivered");
-                self.finish(d.id, "delivered", attempts, None, None).await;
+                self.finish(d.id, DeliveryState::Delivered, attempts, None, None)
+                    .await;
             }
             Err(reason) if attempts >= hook.max_attempts => {
                 tracing::warn!(tenant = %d.tenant, webhook = %d.webhook, event = %d.event, delivery = d.id, "webhook given up after {attempts} attempts: {reason}");
-                self.finish(d.id, "gave-up", attempts, Some(reason), None)
+                self.finish(d.id, DeliveryState::GaveUp, attempts, Some(reason), None)
                     .await;
             }
             Err(reason) => {
@@ -310,8 +204,14 @@ impl Outbox {
                     .min(MAX_BACKOFF);
                 tracing::debug!(tenant = %d.tenant, webhook = %d.webhook, delivery = d.id, attempts, "webhook attempt failed, retrying in {wait:?}: {reason}");
                 let next = now_ms() + wait.as_millis() as i64;
-                self.finish(d.id, "pending", attempts, Some(reason), Some(next))
-                    .await;
+                self.finish(
+                    d.id,
+                    DeliveryState::Pending,
+                    attempts,
+                    Some(reason),
+                    Some(next),
+                )
+                .await;
             }
         }
     }
@@ -319,7 +219,7 @@ impl Outbox {
     async fn post(&self, hook: &WebhookConfig, d: &Delivery) -> Result<(), String> {
         let timestamp = now_ms() / 1000;
         let signature = sign(
-            hook.secret.expose().as_bytes(),
+            hook.secret.expose_secret().as_bytes(),
             timestamp,
             d.body.as_bytes(),
         );
@@ -335,7 +235,7 @@ impl Outbox {
             .body(d.body.clone())
             .send()
             .await
-            .map_err(|e| crate::netbox::error_chain(&e.without_url()))?;
+            .map_err(|e| crate::errors::chain(&e.without_url()))?;
         let status = response.status();
         if status.is_success() {
             Ok(())
@@ -347,29 +247,15 @@ impl Outbox {
     async fn finish(
         &self,
         id: i64,
-        state: &'static str,
+        state: DeliveryState,
         attempts: u32,
         error: Option<String>,
         next_ms: Option<i64>,
     ) {
-        let result = self
-            .store
-            .with(move |c| {
-                let now = now_ms();
-                c.execute(
-                    "UPDATE webhook_outbox SET state = ?2, attempts = ?3, last_error = ?4,
-                         next_ms = COALESCE(?5, next_ms),
-                         delivered_ms = CASE WHEN ?2 = 'delivered' THEN ?6 ELSE delivered_ms END
-                     WHERE id = ?1",
-                    params![id, state, attempts, error, next_ms, now],
-                )?;
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
+        if let Err(e) = self.store.finish(id, state, attempts, error, next_ms).await {
             tracing::error!(delivery = id, "cannot record a webhook attempt: {e}");
         }
-        if state == "pending" {
+        if state == DeliveryState::Pending {
             self.wake.notify_one();
         }
     }

@@ -2,15 +2,20 @@
 //! not run Cranelift again. A file is named by the SHA-256 of the component and a hash of
 //! the engine's compatibility settings (wasmtime version, target, configuration): a
 //! different engine never picks up a file compiled for another.
+//!
+//! Loading a compiled file runs its machine code, so each file's SHA-256 is recorded
+//! beside it when ztpd writes it (`.sha256`), and the bytes are checked against it before
+//! they are deserialised: a file changed by anything but ztpd is refused and compiled
+//! again. The folder lives in the data directory, which ztpd keeps `0700`.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-/// Where compiled policies are kept. The folder must be writable by ztpd only: loading a
-/// compiled file runs its machine code (see [`CompiledCache::load`]).
+/// Where compiled policies are kept.
 #[derive(Debug, Clone)]
 pub struct CompiledCache {
     dir: PathBuf,
@@ -21,6 +26,8 @@ pub struct CompiledCache {
 pub enum CacheUse {
     Hit,
     Compiled,
+    /// A cached file did not match its recorded hash (or had none): compiled again.
+    Rejected,
 }
 
 impl CompiledCache {
@@ -28,7 +35,8 @@ impl CompiledCache {
         CompiledCache { dir: dir.into() }
     }
 
-    fn path(&self, engine: &Engine, content_hash: &str) -> PathBuf {
+    /// Where the compiled form of `content_hash` lives for `engine`.
+    pub fn path(&self, engine: &Engine, content_hash: &str) -> PathBuf {
         // DefaultHasher is keyed the same way in every process of one build, which is all
         // the compatibility hash needs: it only has to tell engines of this binary apart.
         let mut h = std::collections::hash_map::DefaultHasher::new();
@@ -45,42 +53,84 @@ impl CompiledCache {
         content_hash: &str,
     ) -> wasmtime::Result<(Component, CacheUse)> {
         let path = self.path(engine, content_hash);
+        let mut used = CacheUse::Compiled;
         if path.is_file() {
-            match deserialize(engine, &path) {
-                Ok(component) => return Ok((component, CacheUse::Hit)),
-                Err(e) => tracing::warn!(
-                    "compiled policy cache {} unusable ({e:#}); compiling again",
-                    path.display()
-                ),
+            match verified(&path) {
+                Ok(compiled) => match deserialize(engine, &compiled) {
+                    Ok(component) => return Ok((component, CacheUse::Hit)),
+                    Err(e) => tracing::warn!(
+                        "compiled policy cache {} unusable ({e:#}); compiling again",
+                        path.display()
+                    ),
+                },
+                Err(why) => {
+                    tracing::warn!(
+                        "compiled policy cache {} refused: {why}; compiling again",
+                        path.display()
+                    );
+                    used = CacheUse::Rejected;
+                }
             }
         }
         let compiled = engine.precompile_component(bytes)?;
         if let Err(e) = self.store(&path, &compiled) {
             tracing::warn!("cannot write compiled policy cache {}: {e}", path.display());
-            return Component::new(engine, bytes).map(|c| (c, CacheUse::Compiled));
         }
-        // Load it back from the file: the code is then mapped from disk rather than held
-        // in anonymous memory.
-        deserialize(engine, &path).map(|c| (c, CacheUse::Compiled))
+        deserialize(engine, &compiled).map(|c| (c, used))
     }
 
     fn store(&self, path: &Path, compiled: &[u8]) -> std::io::Result<()> {
+        use std::os::unix::fs::OpenOptionsExt;
         std::fs::create_dir_all(&self.dir)?;
-        // Write then rename: a reader never sees half a file.
-        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-        std::fs::write(&tmp, compiled)?;
-        std::fs::rename(&tmp, path)
+        // Write then rename: a reader never sees half a file. The hash goes first, so a
+        // file without its hash is never taken for a good one.
+        let write = |to: &Path, data: &[u8]| -> std::io::Result<()> {
+            let tmp = to.with_extension(format!("tmp{}", std::process::id()));
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            std::io::Write::write_all(&mut f, data)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, to)
+        };
+        write(
+            &hash_path(path),
+            hex::encode(Sha256::digest(compiled)).as_bytes(),
+        )?;
+        write(path, compiled)
     }
 }
 
-/// The one place ztpd uses `unsafe`: wasmtime cannot check that a precompiled file's
-/// machine code is what its compiler produced. It is sound here because the files are
-/// written only by [`CompiledCache::store`] above, from `Engine::precompile_component`,
-/// into a folder only ztpd writes, under a name that includes the engine's compatibility
-/// hash; wasmtime additionally checks the file's header against the engine and refuses a
-/// mismatch (which falls back to compiling).
+fn hash_path(path: &Path) -> PathBuf {
+    path.with_extension("cwasm.sha256")
+}
+
+/// The file's bytes, if they match the hash recorded when ztpd wrote them.
+fn verified(path: &Path) -> Result<Vec<u8>, String> {
+    let recorded =
+        std::fs::read_to_string(hash_path(path)).map_err(|e| format!("no recorded hash ({e})"))?;
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let actual = hex::encode(Sha256::digest(&bytes));
+    if actual != recorded.trim() {
+        return Err(format!(
+            "its SHA-256 is {actual}, not the {} recorded when it was written",
+            recorded.trim()
+        ));
+    }
+    Ok(bytes)
+}
+
+/// The one place ztpd uses `unsafe`: wasmtime cannot check that precompiled machine code
+/// is what its compiler produced. It is sound here because the bytes either come straight
+/// from `Engine::precompile_component` or were read from a file ztpd wrote and checked
+/// against the SHA-256 recorded at that time ([`verified`]) — the bytes checked are the
+/// bytes deserialised, so the file cannot change in between; wasmtime additionally checks
+/// the header against the engine and refuses a mismatch (which falls back to compiling).
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, path: &Path) -> wasmtime::Result<Component> {
+fn deserialize(engine: &Engine, compiled: &[u8]) -> wasmtime::Result<Component> {
     // SAFETY: see the function's documentation.
-    unsafe { Component::deserialize_file(engine, path) }
+    unsafe { Component::deserialize(engine, compiled) }
 }

@@ -2,103 +2,61 @@
 //! device request.
 //!
 //! Shape (after wasmtime's `examples/fast_instantiation.rs`): one [`Engine`] with the
-//! pooling allocator, one [`Linker`], one `PolicyPre` (an `InstancePre` checked against
-//! the contract) per loaded policy, and per call a new [`Store`], instance, call and drop.
-//! A semaphore sized to the pool stands in front of it.
+//! pooling allocator, one [`Linker`] holding the imports of every contract version, one
+//! pre-instantiated policy per loaded version ([`contract::Pre`]), and per call a new
+//! [`Store`], instance, call and drop. A semaphore sized to the pool stands in front.
+//!
+//! - [`capabilities`]: the host imports, one file each (log, inventory, templates,
+//!   settings, kv).
+//! - [`contract`]: the bindings of each supported WIT version.
+//! - [`state`]: what one call's store holds.
+//! - [`cache`]: compiled policies on disk.
 //!
 //! Limits per call, each turned into an error that names the tenant and the limit:
 //! - CPU: an epoch ticker thread advances the engine's epoch every [`TICK`]; at every tick
 //!   a running guest yields to the async runtime (so a spinning policy cannot starve other
 //!   requests) and is trapped once it has run for its CPU budget.
 //! - Wall time: a tokio timeout around the call, because an epoch cannot interrupt a guest
-//!   that waits in a host import.
+//!   that waits in a host import; the error says whether it was waiting in an import or
+//!   for a turn on a busy host.
 //! - Memory: a `ResourceLimiter` refuses linear-memory growth past the tenant's limit.
 //! - Stack: wasmtime's `max_wasm_stack`; unbounded recursion traps.
-//! - Reply size: checked when the decision is lifted out of the guest.
+//! - The decision: its bytes (bodies, variables, step data) against the reply limit, its
+//!   steps against the plan limit.
+//!
+//! A call is a transaction over the tenant's kv state ([`capabilities::kv`]): its writes
+//! commit when it returns a decision; a call that lost a race is run again, within the
+//! same wall-time budget.
 //!
 //! WASI is linked with an empty context (no preopens, no environment, no network, stdin
 //! closed) because a std Rust guest imports it even when unused; stdout and stderr are
 //! captured and written to the log.
 
 mod cache;
-mod convert;
-mod host;
+pub mod capabilities;
+pub mod contract;
+pub(crate) mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
-use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::component::{Component, Linker};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, Trap};
 
-use crate::decision::Decision;
-use crate::request::DeviceRequest;
-
+pub use crate::config::{EngineConfig, Limits};
+use crate::model::{Decision, DeviceRequest};
+use crate::store::kv::Commit;
 pub use cache::{CacheUse, CompiledCache};
-pub use host::Capabilities;
-use host::{Exceeded, HostState};
-
-/// The host's bindings of `guest-sdk/wit/policy.wit`: the same file the guest SDK binds.
-mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../guest-sdk/wit",
-        world: "policy",
-        imports: { default: async },
-        exports: { default: async },
-    });
-}
+pub use capabilities::TenantCaps;
+use state::{CallInfo, Exceeded, HostState};
 
 /// How often the epoch advances: the granularity of CPU limits and of yielding.
 pub const TICK: Duration = Duration::from_millis(2);
 
-/// Engine-wide settings: the size of the instance pool.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Instances that may run at once across all tenants (the pool size).
-    pub max_instances: u32,
-    /// Largest memory limit any tenant may set; the pool reserves slots this big.
-    pub max_memory_bytes: usize,
-    /// Folder for compiled policies; none compiles at every start.
-    pub cache_dir: Option<std::path::PathBuf>,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            max_instances: 256,
-            max_memory_bytes: 256 << 20,
-            cache_dir: None,
-        }
-    }
-}
-
-/// Per-tenant limits for one policy call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Linear memory an instance may grow to.
-    pub memory_bytes: usize,
-    /// CPU time the guest may run for.
-    pub cpu: Duration,
-    /// Wall time for the whole call, host imports included.
-    pub wall: Duration,
-    /// Largest reply body (or rendered config) the policy may produce.
-    pub reply_bytes: usize,
-    /// Instances of this tenant's policies that may run at once.
-    pub instances: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            memory_bytes: 32 << 20,
-            cpu: Duration::from_millis(100),
-            wall: Duration::from_secs(5),
-            reply_bytes: 4 << 20,
-            instances: 32,
-        }
-    }
-}
+/// How many times a call that lost a kv race is run again before it fails.
+pub const KV_RETRIES: u32 = 64;
 
 /// Why a policy could not be loaded or a call failed. Messages name the policy and the
 /// tenant and say what to change.
@@ -107,27 +65,30 @@ pub enum PolicyError {
     #[error("policy {policy}: not a valid WebAssembly component: {detail}")]
     Compile { policy: String, detail: String },
     #[error(
-        "policy {policy} does not fit ztpd's contract (guest-sdk/wit/policy.wit): {detail}; build it with the ztpd-guest SDK and export_policy!"
+        "policy {policy} does not fit any contract version ztpd supports (guest-sdk/wit/policy.wit): {detail}; build it with the ztpd-guest SDK and export_policy!"
     )]
     Contract { policy: String, detail: String },
     #[error("policy engine: {0}")]
     Engine(String),
-    #[error("policy {policy} of tenant {tenant} ran longer than its CPU limit of {limit_ms} ms")]
+    #[error(
+        "policy {policy} of tenant {tenant} ran longer than its CPU limit of {limit_ms} ms (limits.cpu_ms)"
+    )]
     Cpu {
         policy: String,
         tenant: String,
         limit_ms: u128,
     },
     #[error(
-        "policy {policy} of tenant {tenant} did not finish within {limit_ms} ms (waiting in a host call)"
+        "policy {policy} of tenant {tenant} did not finish within {limit_ms} ms (limits.wall_ms): {waiting}"
     )]
     WallTime {
         policy: String,
         tenant: String,
         limit_ms: u128,
+        waiting: String,
     },
     #[error(
-        "policy {policy} of tenant {tenant} tried to grow its memory past its limit of {limit_mib} MiB"
+        "policy {policy} of tenant {tenant} tried to grow its memory past its limit of {limit_mib} MiB (limits.memory_mib)"
     )]
     Memory {
         policy: String,
@@ -137,13 +98,46 @@ pub enum PolicyError {
     #[error("policy {policy} of tenant {tenant} overflowed its stack (unbounded recursion?)")]
     Stack { policy: String, tenant: String },
     #[error(
-        "policy {policy} of tenant {tenant} produced a reply of {size} bytes, over its limit of {limit} bytes"
+        "policy {policy} of tenant {tenant} returned a decision of {size} bytes, over its limit of {limit} bytes (limits.reply_kib)"
     )]
     ReplyTooLarge {
         policy: String,
         tenant: String,
         size: usize,
         limit: usize,
+    },
+    #[error(
+        "policy {policy} of tenant {tenant} returned a plan of {steps} steps, over its limit of {limit} (limits.plan_steps)"
+    )]
+    TooManySteps {
+        policy: String,
+        tenant: String,
+        steps: usize,
+        limit: usize,
+    },
+    #[error(
+        "policy {policy} of tenant {tenant}: its kv writes would exceed the tenant's quota of {keys} keys and {kib} KiB (limits.kv_keys, limits.kv_kib); nothing was written"
+    )]
+    KvQuota {
+        policy: String,
+        tenant: String,
+        keys: u64,
+        kib: u64,
+    },
+    #[error(
+        "policy {policy} of tenant {tenant}: kv key {key:?} kept changing under it; gave up after {tries} runs"
+    )]
+    KvContention {
+        policy: String,
+        tenant: String,
+        key: String,
+        tries: u32,
+    },
+    #[error("policy {policy} of tenant {tenant}: cannot commit its kv writes: {detail}")]
+    KvStore {
+        policy: String,
+        tenant: String,
+        detail: String,
     },
     #[error("policy {policy} of tenant {tenant} crashed: {detail}")]
     Trap {
@@ -159,11 +153,14 @@ pub enum PolicyError {
     },
 }
 
-/// A compiled policy, validated against the contract and ready to instantiate.
+/// Longest policy error message kept (in the log and the job's record).
+pub const MAX_POLICY_ERROR: usize = 1024;
+
+/// A compiled policy, validated against a contract version and ready to instantiate.
 pub struct LoadedPolicy {
-    name: String,
+    name: Arc<str>,
     hash: String,
-    pre: bindings::PolicyPre<HostState>,
+    pre: contract::Pre,
 }
 
 impl std::fmt::Debug for LoadedPolicy {
@@ -171,6 +168,7 @@ impl std::fmt::Debug for LoadedPolicy {
         f.debug_struct("LoadedPolicy")
             .field("name", &self.name)
             .field("hash", &self.hash)
+            .field("contract", &self.pre.version())
             .finish()
     }
 }
@@ -184,6 +182,11 @@ impl LoadedPolicy {
     pub fn hash(&self) -> &str {
         &self.hash
     }
+
+    /// The contract version it was built against (`0.1.0`, `0.2.0`).
+    pub fn contract(&self) -> &'static str {
+        self.pre.version()
+    }
 }
 
 /// The policy engine. Cheap to share behind an `Arc`.
@@ -194,6 +197,12 @@ pub struct PolicyEngine {
     max_memory_bytes: usize,
     cache: Option<CompiledCache>,
     _ticker: EpochTicker,
+}
+
+/// One run's outcome, before the kv commit.
+enum Run {
+    Decided(Decision, capabilities::kv::KvCallResult),
+    Failed(PolicyError),
 }
 
 impl PolicyEngine {
@@ -221,8 +230,7 @@ impl PolicyEngine {
         let engine = Engine::new(&wasm).map_err(engine_err)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(engine_err)?;
-        bindings::Policy::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |s| s)
-            .map_err(engine_err)?;
+        contract::add_to_linker(&mut linker).map_err(engine_err)?;
         let ticker = EpochTicker::start(&engine);
         Ok(PolicyEngine {
             engine,
@@ -257,36 +265,101 @@ impl PolicyEngine {
             }
             None => Component::new(&self.engine, bytes).map_err(compile_error)?,
         };
-        let contract = |e: wasmtime::Error| PolicyError::Contract {
+        let contract = |detail: String| PolicyError::Contract {
             policy: name.to_owned(),
-            detail: format!("{e:#}"),
+            detail,
         };
-        let instance_pre = self.linker.instantiate_pre(&component).map_err(contract)?;
-        let pre = bindings::PolicyPre::new(instance_pre).map_err(contract)?;
+        let instance_pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| contract(format!("{e:#}")))?;
+        let pre = contract::Pre::new(instance_pre).map_err(contract)?;
         Ok(LoadedPolicy {
-            name: name.to_owned(),
+            name: name.into(),
             hash,
             pre,
         })
     }
 
-    /// Run `policy` on one request in a fresh instance.
+    /// Run `policy` on one request in a fresh instance (again, if its kv reads went stale
+    /// before it could commit), within the tenant's wall-time limit.
     pub async fn call(
         &self,
         policy: &LoadedPolicy,
-        caps: Arc<Capabilities>,
-        limits: &Limits,
+        caps: &Arc<TenantCaps>,
         request: &DeviceRequest,
     ) -> Result<Decision, PolicyError> {
-        let _permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| PolicyError::Engine("policy engine is shutting down".into()))?;
-        let tenant = caps.tenant.clone();
-        let device = request.identity.label();
+        let limits = caps.limits;
+        let info = CallInfo {
+            tenant: caps.tenant.clone(),
+            device: request.identity.label(),
+            policy: policy.name.clone(),
+        };
+        let deadline = tokio::time::Instant::now() + limits.wall;
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match self.run_once(policy, caps, request, &info, deadline).await {
+                Run::Failed(e) => return Err(e),
+                Run::Decided(decision, kv) => {
+                    if kv.changes.is_empty() {
+                        return Ok(decision);
+                    }
+                    let commit = caps
+                        .kv
+                        .commit(&caps.tenant, kv.changes, kv.quota)
+                        .await
+                        .map_err(|e| PolicyError::KvStore {
+                            policy: policy.name.to_string(),
+                            tenant: caps.tenant.to_string(),
+                            detail: e.to_string(),
+                        })?;
+                    match commit {
+                        Commit::Done => return Ok(decision),
+                        Commit::OverQuota { quota, .. } => {
+                            return Err(PolicyError::KvQuota {
+                                policy: policy.name.to_string(),
+                                tenant: caps.tenant.to_string(),
+                                keys: quota.keys,
+                                kib: quota.bytes >> 10,
+                            });
+                        }
+                        Commit::Conflict { key } if tries >= KV_RETRIES => {
+                            return Err(PolicyError::KvContention {
+                                policy: policy.name.to_string(),
+                                tenant: caps.tenant.to_string(),
+                                key,
+                                tries,
+                            });
+                        }
+                        Commit::Conflict { key } => {
+                            tracing::debug!(tenant = &*caps.tenant, policy = &*policy.name, %key, tries, "kv read went stale; running the call again");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run_once(
+        &self,
+        policy: &LoadedPolicy,
+        caps: &Arc<TenantCaps>,
+        request: &DeviceRequest,
+        info: &CallInfo,
+        deadline: tokio::time::Instant,
+    ) -> Run {
+        let limits = caps.limits;
+        let tenant = || caps.tenant.to_string();
+        let name = || policy.name.to_string();
+        let _permit = match self.permits.acquire().await {
+            Ok(p) => p,
+            Err(_) => {
+                return Run::Failed(PolicyError::Engine("policy engine is shutting down".into()));
+            }
+        };
         let cpu_ticks = limits.cpu.as_millis().div_ceil(TICK.as_millis()).max(1) as u32;
-        let state = HostState::new(caps, device.clone(), limits.memory_bytes, cpu_ticks);
+        let state = HostState::new(caps, info.clone(), cpu_ticks);
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_epoch_deadline(1);
@@ -297,6 +370,7 @@ impl PolicyEngine {
                 return Ok(wasmtime::UpdateDeadline::Interrupt);
             }
             state.cpu_ticks_left -= 1;
+            state.cpu_ticks_used += 1;
             // tokio's yield_now puts the call behind every other ready task (a plain
             // self-wake would re-run it at once from the worker's LIFO slot), so a
             // spinning policy gets one tick at a time and others run in between.
@@ -305,64 +379,76 @@ impl PolicyEngine {
                 Box::pin(tokio::task::yield_now()),
             ))
         });
-        let wit_request = convert::request_to_wit(request);
-
-        let run = async {
-            let instance = policy.pre.instantiate_async(&mut store).await?;
-            instance.call_handle(&mut store, &wit_request).await
-        };
-        let outcome = tokio::time::timeout(limits.wall, run).await;
+        let outcome = tokio::time::timeout_at(deadline, policy.pre.call(&mut store, request)).await;
+        let state = store.data_mut();
+        state.flush_output();
         let state = store.data();
-        state.flush_output(&policy.name);
-
-        match outcome {
-            Err(_elapsed) => Err(PolicyError::WallTime {
-                policy: policy.name.clone(),
-                tenant,
+        let failed = match outcome {
+            Err(_elapsed) => PolicyError::WallTime {
+                policy: name(),
+                tenant: tenant(),
                 limit_ms: limits.wall.as_millis(),
-            }),
-            Ok(Err(trap)) => Err(match state.exceeded() {
+                waiting: match state.in_import {
+                    Some(import) => format!("it was waiting in the host import {import}"),
+                    None => format!(
+                        "it had run {} ms of CPU and was waiting for a turn on a busy host",
+                        u128::from(state.cpu_ticks_used) * TICK.as_millis()
+                    ),
+                },
+            },
+            Ok(Err(trap)) => match state.exceeded() {
                 Some(Exceeded::Cpu) => PolicyError::Cpu {
-                    policy: policy.name.clone(),
-                    tenant,
+                    policy: name(),
+                    tenant: tenant(),
                     limit_ms: limits.cpu.as_millis(),
                 },
                 Some(Exceeded::Memory) => PolicyError::Memory {
-                    policy: policy.name.clone(),
-                    tenant,
+                    policy: name(),
+                    tenant: tenant(),
                     limit_mib: limits.memory_bytes >> 20,
                 },
                 None if matches!(trap.downcast_ref::<Trap>(), Some(Trap::StackOverflow)) => {
                     PolicyError::Stack {
-                        policy: policy.name.clone(),
-                        tenant,
+                        policy: name(),
+                        tenant: tenant(),
                     }
                 }
                 None => PolicyError::Trap {
-                    policy: policy.name.clone(),
-                    tenant,
+                    policy: name(),
+                    tenant: tenant(),
                     detail: state.describe_trap(&trap),
                 },
-            }),
-            Ok(Ok(Err(message))) => Err(PolicyError::Returned {
-                policy: policy.name.clone(),
-                tenant,
-                message,
-            }),
+            },
+            Ok(Ok(Err(message))) => PolicyError::Returned {
+                policy: name(),
+                tenant: tenant(),
+                message: capabilities::log::escape(&message, MAX_POLICY_ERROR),
+            },
             Ok(Ok(Ok(decision))) => {
-                let decision = convert::decision_from_wit(decision);
-                let size = convert::reply_size(&decision);
+                let size = decision.bytes();
                 if size > limits.reply_bytes {
-                    return Err(PolicyError::ReplyTooLarge {
-                        policy: policy.name.clone(),
-                        tenant,
+                    return Run::Failed(PolicyError::ReplyTooLarge {
+                        policy: name(),
+                        tenant: tenant(),
                         size,
                         limit: limits.reply_bytes,
                     });
                 }
-                Ok(decision)
+                if let Decision::Plan(plan) = &decision
+                    && plan.steps.len() > limits.plan_steps
+                {
+                    return Run::Failed(PolicyError::TooManySteps {
+                        policy: name(),
+                        tenant: tenant(),
+                        steps: plan.steps.len(),
+                        limit: limits.plan_steps,
+                    });
+                }
+                let kv = store.into_data().kv.into_result();
+                return Run::Decided(decision, kv);
             }
-        }
+        };
+        Run::Failed(failed)
     }
 }
 

@@ -15,34 +15,88 @@
 mod driver;
 
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use russh::client;
-use russh::keys::{HashAlg, PrivateKeyWithHashAlg, PublicKey};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey};
 
 pub use driver::{Platform, config_lines};
 
-use crate::credentials::{Credential, Secret};
+pub use crate::config::SshSettings;
+use crate::config::{CredentialConfig, CredentialSecret, ExposeSecret, SecretString};
 
-/// Timeouts and retry pacing.
-#[derive(Debug, Clone)]
-pub struct SshSettings {
-    /// One TCP connect + handshake attempt.
-    pub connect_timeout: Duration,
-    /// Waiting for the prompt after one command.
-    pub command_timeout: Duration,
-    /// First pause between connection attempts; doubles up to `max_backoff`.
-    pub initial_backoff: Duration,
-    pub max_backoff: Duration,
+/// A login, ready for the SSH client. `Debug` never prints the secret.
+#[derive(Clone)]
+pub struct Credential {
+    pub username: String,
+    pub secret: Secret,
 }
 
-impl Default for SshSettings {
-    fn default() -> Self {
-        SshSettings {
-            connect_timeout: Duration::from_secs(10),
-            command_timeout: Duration::from_secs(30),
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(10),
+#[derive(Clone)]
+pub enum Secret {
+    Password(SecretString),
+    Key(Arc<PrivateKey>),
+}
+
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self.secret {
+            Secret::Password(_) => "password",
+            Secret::Key(_) => "key",
+        };
+        f.debug_struct("Credential")
+            .field("username", &self.username)
+            .field("secret", &kind)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    #[error("credential {name}: key_file {path} is not an OpenSSH private key: {detail}")]
+    Key {
+        name: String,
+        path: std::path::PathBuf,
+        detail: String,
+    },
+}
+
+impl Credential {
+    /// Parse a configured credential (a key file's text becomes a key here).
+    pub fn from_config(name: &str, c: &CredentialConfig) -> Result<Self, CredentialError> {
+        let secret = match &c.secret {
+            CredentialSecret::Password(p) => Secret::Password(p.clone()),
+            CredentialSecret::PrivateKey { path, text } => {
+                let key =
+                    russh::keys::decode_secret_key(text.expose_secret(), None).map_err(|e| {
+                        CredentialError::Key {
+                            name: name.to_owned(),
+                            path: path.clone(),
+                            detail: e.to_string(),
+                        }
+                    })?;
+                Secret::Key(Arc::new(key))
+            }
+        };
+        Ok(Credential {
+            username: c.username.clone(),
+            secret,
+        })
+    }
+
+    /// A password login.
+    pub fn password(username: &str, password: SecretString) -> Self {
+        Credential {
+            username: username.to_owned(),
+            secret: Secret::Password(password),
+        }
+    }
+
+    /// The text to mask in transcripts and logs.
+    pub fn secret_text(&self) -> Option<String> {
+        match &self.secret {
+            Secret::Password(p) => Some(p.expose_secret().to_owned()),
+            Secret::Key(_) => None,
         }
     }
 }
@@ -260,7 +314,7 @@ pub async fn push(
     let (auth, method) = match &target.credential.secret {
         Secret::Password(password) => (
             handle
-                .authenticate_password(user.clone(), password.clone())
+                .authenticate_password(user.clone(), password.expose_secret())
                 .await,
             "password",
         ),

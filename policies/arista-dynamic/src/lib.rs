@@ -24,3 +24,51 @@ impl Policy for AristaDynamic {
 }
 
 export_policy!(AristaDynamic);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ztpd_guest::testing::TestHost;
+    use ztpd_guest::{dialect, stage};
+
+    const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
+
+    fn site() -> TestHost {
+        TestHost::new()
+            .inventory_file(format!("{ROOT}/inventory/arista/swinfo.json"))
+            .templates_dir(format!("{ROOT}/templates"))
+    }
+
+    fn request(mac: &str) -> Request {
+        Request::builder(dialect::ARISTA_EOS, stage::BOOTSTRAP)
+            .mac(mac)
+            .build()
+    }
+
+    #[test]
+    fn a_known_switch_gets_the_golden_config() {
+        let host = site();
+        let d = host
+            .call::<AristaDynamic>(request("00:1c:73:00:00:01"))
+            .unwrap();
+        let golden =
+            std::fs::read_to_string(format!("{ROOT}/tests/fixtures/arista_001c73000001.txt"))
+                .unwrap();
+        assert_eq!(host.render(&d).unwrap(), golden);
+    }
+
+    #[test]
+    fn an_unknown_switch_is_an_unknown_device() {
+        let d = site()
+            .call::<AristaDynamic>(request("00:1c:73:ff:ff:ff"))
+            .unwrap();
+        assert!(matches!(d, Decision::UnknownDevice(r) if r.contains("00:1c:73:ff:ff:ff")));
+    }
+
+    #[test]
+    fn no_mac_is_rejected() {
+        let req = Request::builder(dialect::ARISTA_EOS, stage::BOOTSTRAP).build();
+        let d = site().call::<AristaDynamic>(req).unwrap();
+        assert!(matches!(d, Decision::Reject(_)));
+    }
+}

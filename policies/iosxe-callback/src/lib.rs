@@ -3,20 +3,16 @@
 //! `iosxe/config.j2`, wait for the device to finish booting (30 s as in the seed), then
 //! push the config over SSH with the temporary credential the script created, and save.
 //!
-//! Optional fields of an inventory record tune the plan: `ztp_wait_s` (seconds to wait),
-//! `ssh_port` (if not 22), `ssh_host_key` (pin the device's host key), `monitoring` (the
-//! name of a monitoring sink of the tenant, e.g. `prtg`, to register the device in after
-//! the push).
+//! Site settings (`[tenants.settings]`): `credential` (default `ztp`: the credential the
+//! served script creates), `wait_s` (default 30), `monitoring` (a sink to register every
+//! device in). Fields of an inventory record override them per device: `ztp_wait_s`,
+//! `ssh_port` (if not 22), `ssh_host_key` (pin the device's host key), `monitoring`.
 
 use serde::Deserialize;
 use ztpd_guest::{
-    Decision, Error, MonitoringAdd, Plan, Policy, Request, SshPush, Stage, Vars, export_policy,
-    inventory,
+    Decision, Error, MonitoringAdd, Plan, Policy, Request, SshPush, Vars, export_policy, inventory,
+    settings, stage,
 };
-
-/// The credential (in the tenant's configuration) the served script creates on the device.
-const CREDENTIAL: &str = "ztp";
-const DEFAULT_WAIT_S: u32 = 30;
 
 #[derive(Deserialize)]
 struct PushOptions {
@@ -32,13 +28,15 @@ struct IosxeCallback;
 impl Policy for IosxeCallback {
     fn handle(req: Request) -> Result<Decision, Error> {
         match req.stage() {
-            Stage::Bootstrap => Ok(Decision::render(
+            stage::BOOTSTRAP => Ok(Decision::render(
                 "iosxe/script.py.j2",
-                Vars::from_json("{}"),
+                Vars::empty(),
                 "text/x-python",
             )),
-            Stage::Callback => callback(&req),
-            Stage::Report => Ok(Decision::reject("this site takes no reports")),
+            stage::CALLBACK => callback(&req),
+            other => Ok(Decision::reject(format!(
+                "this site takes no {other} requests"
+            ))),
         }
     }
 }
@@ -53,7 +51,11 @@ fn callback(req: &Request) -> Result<Decision, Error> {
         )));
     };
     let options: PushOptions = device.parse()?;
-    let mut push = SshPush::new("cisco_iosxe", CREDENTIAL);
+    let wait = match options.ztp_wait_s {
+        Some(w) => w,
+        None => settings::parse_or("wait_s", 30)?,
+    };
+    let mut push = SshPush::new("cisco_iosxe", settings::get_or("credential", "ztp"));
     if let Some(port) = options.ssh_port {
         push = push.port(port);
     }
@@ -62,13 +64,86 @@ fn callback(req: &Request) -> Result<Decision, Error> {
     }
     let mut plan = Plan::new()
         .render("iosxe/config.j2", device)
-        .wait(options.ztp_wait_s.unwrap_or(DEFAULT_WAIT_S))
+        .wait(wait)
         .ssh_push(push);
-    if let Some(sink) = options.monitoring {
+    if let Some(sink) = options.monitoring.or_else(|| settings::get("monitoring")) {
         let name = options.hostname.unwrap_or_else(|| serial.to_owned());
         plan = plan.register_monitoring(MonitoringAdd::new(sink, name));
     }
-    Ok(plan.build())
+    Ok(plan.into())
 }
 
 export_policy!(IosxeCallback);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use ztpd_guest::testing::TestHost;
+    use ztpd_guest::{Step, dialect};
+
+    fn host() -> TestHost {
+        TestHost::new()
+            .record(
+                "FOC2101B001",
+                json!({"serial": "FOC2101B001", "hostname": "r1", "ssh_port": 2222}),
+            )
+            .template("iosxe/config.j2", "hostname {{ hostname }}\n")
+            .template("iosxe/script.py.j2", "print('{{ ztpd is defined }}')\n")
+    }
+
+    fn callback(serial: &str) -> Request {
+        Request::builder(dialect::CISCO_IOSXE, stage::CALLBACK)
+            .serial(serial)
+            .build()
+    }
+
+    #[test]
+    fn the_bootstrap_serves_the_script() {
+        let req = Request::builder(dialect::CISCO_IOSXE, stage::BOOTSTRAP).build();
+        let d = host().call::<IosxeCallback>(req).unwrap();
+        assert!(matches!(&d, Decision::Render { template, content_type, .. }
+            if template == "iosxe/script.py.j2" && content_type == "text/x-python"));
+    }
+
+    #[test]
+    fn a_known_serial_gets_render_wait_and_push() {
+        let host = host();
+        let d = host.call::<IosxeCallback>(callback("FOC2101B001")).unwrap();
+        let plan = d.as_plan().expect("a plan");
+        assert_eq!(plan.steps.len(), 3);
+        assert_eq!(plan.steps[1], Step::Wait(30));
+        assert_eq!(
+            plan.steps[2],
+            Step::SshPush(SshPush::new("cisco_iosxe", "ztp").port(2222))
+        );
+        assert_eq!(host.render(&d).unwrap(), "hostname r1\n");
+    }
+
+    #[test]
+    fn settings_tune_the_plan() {
+        let host = host()
+            .setting("wait_s", "5")
+            .setting("credential", "onboard")
+            .setting("monitoring", "prtg");
+        let d = host.call::<IosxeCallback>(callback("FOC2101B001")).unwrap();
+        let steps = &d.as_plan().unwrap().steps;
+        assert_eq!(steps[1], Step::Wait(5));
+        assert!(matches!(&steps[2], Step::SshPush(p) if p.credential == "onboard"));
+        assert_eq!(
+            steps[3],
+            Step::RegisterMonitoring(MonitoringAdd::new("prtg", "r1"))
+        );
+        let bad = TestHost::new()
+            .record("X1", json!({"serial": "X1"}))
+            .setting("wait_s", "soon");
+        let err = bad.call::<IosxeCallback>(callback("X1")).unwrap_err();
+        assert!(err.to_string().contains("wait_s"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_serial_is_an_unknown_device() {
+        let d = host().call::<IosxeCallback>(callback("NOPE")).unwrap();
+        assert!(matches!(d, Decision::UnknownDevice(r) if r.contains("NOPE")));
+    }
+}

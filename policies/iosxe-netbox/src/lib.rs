@@ -13,22 +13,15 @@
 //!   config NetBox renders for it.
 //!
 //! The config context's `ztp` object tunes the plan per site or device: `wait_s`
-//! (seconds to wait, default 30), `ssh_port` (default 22), `ssh_host_key` (pin the key),
-//! `render` (`"netbox"` to render in NetBox).
+//! (seconds to wait), `ssh_port` (default 22), `ssh_host_key` (pin the key), `render`
+//! (`"netbox"` to render in NetBox). Site settings (`[tenants.settings]`): `credential`
+//! (default `ztp`), `monitoring` (default `prtg`), `wait_s` (default 30).
 
 use serde::Deserialize;
 use ztpd_guest::{
-    Decision, Dialect, Error, InventoryChange, MonitoringAdd, Plan, Policy, Request, SshPush,
-    Stage, Vars, export_policy, inventory,
+    Decision, Error, InventoryChange, MonitoringAdd, Plan, Policy, RENDER_IN_NETBOX, Request,
+    SshPush, Vars, dialect, export_policy, inventory, settings, stage,
 };
-
-/// The credential (in the tenant's configuration) the served script creates on the device.
-const CREDENTIAL: &str = "ztp";
-/// The monitoring sink (in the tenant's configuration) devices are registered in.
-const MONITORING: &str = "prtg";
-const DEFAULT_WAIT_S: u32 = 30;
-/// The render template that asks NetBox to render the device's config itself.
-const RENDER_IN_NETBOX: &str = "netbox:render-config";
 
 #[derive(Deserialize)]
 struct Device {
@@ -56,14 +49,16 @@ struct IosxeNetbox;
 impl Policy for IosxeNetbox {
     fn handle(req: Request) -> Result<Decision, Error> {
         match (req.stage(), req.dialect()) {
-            (Stage::Bootstrap, Dialect::AristaEos) => arista(&req),
-            (Stage::Bootstrap, _) => Ok(Decision::render(
+            (stage::BOOTSTRAP, dialect::ARISTA_EOS) => arista(&req),
+            (stage::BOOTSTRAP, _) => Ok(Decision::render(
                 "iosxe/script.py.j2",
-                Vars::from_json("{}"),
+                Vars::empty(),
                 "text/x-python",
             )),
-            (Stage::Callback, _) => callback(&req),
-            (Stage::Report, _) => Ok(Decision::reject("this site takes no reports")),
+            (stage::CALLBACK, _) => callback(&req),
+            (other, _) => Ok(Decision::reject(format!(
+                "this site takes no {other} requests"
+            ))),
         }
     }
 }
@@ -98,7 +93,11 @@ fn callback(req: &Request) -> Result<Decision, Error> {
         Some("netbox") => RENDER_IN_NETBOX,
         _ => "iosxe/netbox.j2",
     };
-    let mut push = SshPush::new("cisco_iosxe", CREDENTIAL);
+    let wait = match ztp.wait_s {
+        Some(w) => w,
+        None => settings::parse_or("wait_s", 30)?,
+    };
+    let mut push = SshPush::new("cisco_iosxe", settings::get_or("credential", "ztp"));
     if let Some(port) = ztp.ssh_port {
         push = push.port(port);
     }
@@ -107,18 +106,89 @@ fn callback(req: &Request) -> Result<Decision, Error> {
     }
     Ok(Plan::new()
         .render(template, record)
-        .wait(ztp.wait_s.unwrap_or(DEFAULT_WAIT_S))
+        .wait(wait)
         .ssh_push(push)
-        .register_monitoring(MonitoringAdd::new(MONITORING, name))
+        .register_monitoring(MonitoringAdd::new(
+            settings::get_or("monitoring", "prtg"),
+            name,
+        ))
         .update_inventory(InventoryChange::Status("active".into()))
-        .update_inventory(InventoryChange::CustomField {
-            name: "ztp_state".into(),
-            json_value: "\"provisioned\"".into(),
-        })
+        .update_inventory(InventoryChange::custom_field("ztp_state", &"provisioned")?)
         .update_inventory(InventoryChange::Journal(format!(
             "Zero-touch provisioning of {serial} finished: config pushed over SSH, device added to monitoring."
         )))
-        .build())
+        .into())
 }
 
 export_policy!(IosxeNetbox);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use ztpd_guest::Step;
+    use ztpd_guest::testing::TestHost;
+
+    fn netbox_record(render: Option<&str>) -> serde_json::Value {
+        json!({
+            "name": "lab-r1",
+            "serial": "FOC1",
+            "config_context": {"ztp": {"wait_s": 1, "render": render}},
+            "netbox": {"id": 7, "url": "http://netbox.invalid"}
+        })
+    }
+
+    #[test]
+    fn the_seed_plan_with_netbox_write_back() {
+        let host = TestHost::new().record("lab-r1", netbox_record(None));
+        let req = Request::builder(dialect::CISCO_IOSXE, stage::CALLBACK)
+            .serial("FOC1")
+            .build();
+        let d = host.call::<IosxeNetbox>(req).unwrap();
+        let steps = &d.as_plan().unwrap().steps;
+        assert!(
+            matches!(&steps[0], Step::Render { template, .. } if template == "iosxe/netbox.j2")
+        );
+        assert_eq!(steps[1], Step::Wait(1));
+        assert_eq!(
+            steps[3],
+            Step::RegisterMonitoring(MonitoringAdd::new("prtg", "lab-r1"))
+        );
+        assert_eq!(
+            steps[5],
+            Step::UpdateInventory(InventoryChange::CustomField {
+                name: "ztp_state".into(),
+                json_value: "\"provisioned\"".into()
+            })
+        );
+        assert_eq!(steps.len(), 7);
+    }
+
+    #[test]
+    fn the_context_can_ask_netbox_to_render() {
+        let host = TestHost::new().record("lab-r1", netbox_record(Some("netbox")));
+        let req = Request::builder(dialect::CISCO_IOSXE, stage::CALLBACK)
+            .serial("FOC1")
+            .build();
+        let d = host.call::<IosxeNetbox>(req).unwrap();
+        assert!(matches!(&d.as_plan().unwrap().steps[0],
+            Step::Render { template, .. } if template == RENDER_IN_NETBOX));
+    }
+
+    #[test]
+    fn an_arista_switch_is_rendered_by_netbox_or_unknown() {
+        let host = TestHost::new().record(
+            "leaf1",
+            json!({"name": "leaf1", "mac_address": "00:1c:73:00:00:09"}),
+        );
+        let req = |mac: &str| {
+            Request::builder(dialect::ARISTA_EOS, stage::BOOTSTRAP)
+                .mac(mac)
+                .build()
+        };
+        let d = host.call::<IosxeNetbox>(req("001c.7300.0009")).unwrap();
+        assert!(matches!(d, Decision::Render { template, .. } if template == RENDER_IN_NETBOX));
+        let d = host.call::<IosxeNetbox>(req("00:1c:73:00:00:0a")).unwrap();
+        assert!(matches!(d, Decision::UnknownDevice(_)));
+    }
+}
