@@ -12,7 +12,8 @@
 //! `tests/layering.rs`, fails on an import circle).
 //!
 //! - [`config`]: the TOML file, raw serde structs validated into plain data, secrets read
-//!   once; imports nothing else of ztpd. [`clock`], [`errors`]: small shared helpers.
+//!   once; imports nothing else of ztpd. [`clock`], [`errors`], [`retry`]: small
+//!   shared helpers.
 //! - [`model`]: the shared vocabulary — device identity, the request a policy sees, the
 //!   decision it returns.
 //! - [`store`]: the database behind one interface — migrations, kv, jobs, versions,
@@ -54,6 +55,7 @@ pub mod model;
 pub mod monitoring;
 pub mod policy;
 pub mod render;
+pub mod retry;
 pub mod server;
 pub mod service;
 pub mod sources;

@@ -33,12 +33,14 @@ pub fn policy(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh, empty folder for one test.
+/// A fresh, empty folder for one test (`tempfile`, kept after the test so a failure can
+/// be looked at; the name says which test made it).
 pub fn temp_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("ztpd-test-{}-{test}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("create test temp dir");
-    dir
+    tempfile::Builder::new()
+        .prefix(&format!("ztpd-test-{test}-"))
+        .tempdir()
+        .expect("create test temp dir")
+        .keep()
 }
 
 /// Configuration text for one default tenant running `policy` on the Arista demo data.

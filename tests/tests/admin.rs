@@ -303,11 +303,19 @@ async fn templates_upload_goes_live_and_the_openapi_document_is_served() {
         .json()
         .await
         .unwrap();
-    assert_eq!(v["openapi"], "3.0.3");
+    assert!(
+        v["openapi"].as_str().is_some_and(|s| s.starts_with("3.")),
+        "{v}"
+    );
+    assert!(
+        v["components"]["securitySchemes"]["bearer"].is_object(),
+        "{v}"
+    );
     for path in [
         "/admin/v1/tenants",
         "/admin/v1/tenants/{tenant}/policies/{slot}",
         "/admin/v1/audit",
+        "/api/v1/devices/{device}",
     ] {
         assert!(v["paths"].get(path).is_some(), "{path} documented");
     }

@@ -291,3 +291,33 @@ async fn ztpd_status_prints_the_devices_table() {
         "{detail}"
     );
 }
+
+#[tokio::test]
+async fn ztpd_render_dry_runs_a_call_back_and_shows_the_config() {
+    let out = std::process::Command::new(ztpd_e2e::ztpd_binary())
+        .args([
+            "render",
+            "--path",
+            "/callback",
+            "-H",
+            "X-Serial-Number: FOC2101B001",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        text.contains("dry run: the policy planned (not run)"),
+        "{text}"
+    );
+    let golden =
+        std::fs::read_to_string(repo_root().join("tests/fixtures/iosxe_FOC2101B001.txt")).unwrap();
+    assert!(
+        text.contains(&format!("--- iosxe/config.j2 would render:\n{golden}")),
+        "{text}"
+    );
+}

@@ -3,6 +3,7 @@
 //! `ztpd dhcp export`.
 
 pub mod policy;
+pub mod scaffold;
 pub mod status;
 
 use std::net::{IpAddr, SocketAddr};
@@ -59,6 +60,10 @@ pub enum Command {
     Check {
         #[arg(long, short)]
         config: Option<PathBuf>,
+        /// Only parse and validate the configuration file (keys, values, secrets it
+        /// names); load no policy, template or inventory.
+        #[arg(long)]
+        config_only: bool,
     },
     /// Manage policy versions through the admin API of a running ztpd.
     Policy {
@@ -113,6 +118,15 @@ pub enum DhcpAction {
 
 #[derive(Debug, Subcommand)]
 pub enum PolicyAction {
+    /// Create a policy project (Rust) that builds outside this repository: the SDK, an
+    /// example policy with tests, a template, an inventory and a ztpd.toml.
+    New {
+        /// Crate name, also the folder's.
+        name: String,
+        /// Where to create the folder.
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+    },
     /// Upload a .wasm: validated (contract, smoke request) and stored; live with --activate.
     Push {
         #[arg(long)]
@@ -206,9 +220,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             std::io::stdout().write_all(&body)?;
             Ok(())
         }
+        Command::Policy {
+            action: PolicyAction::New { name, dir },
+            ..
+        } => {
+            let root = scaffold::create(&dir, &name)?;
+            println!(
+                "created {}: `cargo test` there runs its tests; `cargo build --release --target wasm32-wasip2` builds it; `ztpd check --config ztpd.toml` loads it",
+                root.display()
+            );
+            Ok(())
+        }
         Command::Policy { action, url, token } => {
             let client = policy::AdminClient::new(&url, token.as_deref())?;
             match action {
+                PolicyAction::New { .. } => Ok(()),
                 PolicyAction::Push {
                     tenant,
                     slot,
@@ -246,8 +272,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status { url, token, device } => {
             status::print(&url, token.as_deref(), device.as_deref()).await
         }
-        Command::Check { config } => {
+        Command::Check {
+            config,
+            config_only,
+        } => {
             let config = load_config(config.as_ref())?;
+            if config_only {
+                println!(
+                    "{}: configuration OK ({} tenants)",
+                    config.origin,
+                    config.tenants.len()
+                );
+                return Ok(());
+            }
             let scratch = tempfile::tempdir()?;
             let stores = Stores::in_memory(scratch.path())?;
             let service = crate::server::build(&config, stores, Registry::builtin())

@@ -19,6 +19,7 @@ pub const MAX_SETTINGS: usize = 256;
 pub const MAX_SETTING_KEY: usize = 128;
 pub const MAX_SETTING_VALUE: usize = 4096;
 
+#[serde_with::serde_as]
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawTenant {
@@ -35,7 +36,9 @@ pub(super) struct RawTenant {
     #[serde(default)]
     policies: BTreeMap<String, PathBuf>,
     templates: PathBuf,
-    inventory: OneOrMany<RawInventory>,
+    /// One inventory table or a list of them.
+    #[serde_as(as = "serde_with::OneOrMany<_>")]
+    inventory: Vec<RawInventory>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -57,22 +60,6 @@ pub(super) struct RawTenant {
     settings: BTreeMap<String, toml::Value>,
     /// Folder of files a policy may serve as they are (installer images, firmware).
     files: Option<PathBuf>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-enum OneOrMany<T> {
-    One(T),
-    Many(Vec<T>),
-}
-
-impl<T> OneOrMany<T> {
-    fn into_vec(self) -> Vec<T> {
-        match self {
-            OneOrMany::One(t) => vec![t],
-            OneOrMany::Many(v) => v,
-        }
-    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -257,7 +244,6 @@ impl RawTenant {
         }
         let inventory = t
             .inventory
-            .into_vec()
             .into_iter()
             .enumerate()
             .map(|(i, raw)| raw.validate(&format!("{what}: inventory {}", i + 1), resolve_path))

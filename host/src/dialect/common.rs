@@ -115,14 +115,11 @@ pub async fn reply(
         },
         Outcome::UnknownDevice(reason) => return Err(DeviceError::NotFound(one_line(&reason))),
         Outcome::Rejected(reason) => return Err(DeviceError::Forbidden(one_line(&reason))),
-        Outcome::Plan(plan) if ctx.dry_run => {
-            let shown = serde_json::to_string_pretty(&plan).unwrap_or_default();
-            DeviceReply::new(
-                StatusCode::ACCEPTED,
-                "text/plain; charset=utf-8",
-                format!("dry run: the policy planned (not run):\n{shown}\n"),
-            )
-        }
+        Outcome::Plan(plan) if ctx.dry_run => DeviceReply::new(
+            StatusCode::ACCEPTED,
+            "text/plain; charset=utf-8",
+            dry_run_plan(tenant, &plan).await,
+        ),
         Outcome::Plan(plan) => {
             let ack = plan.ack.clone();
             let new = NewJob {
@@ -150,6 +147,31 @@ pub async fn reply(
             .push((http::HeaderName::from_static(POLICY_VERSION_HEADER), v));
     }
     Ok(reply)
+}
+
+/// What a dry run shows of a plan: its steps, and the text each render step would render.
+async fn dry_run_plan(tenant: &Tenant, plan: &crate::model::Plan) -> String {
+    let mut out = format!(
+        "dry run: the policy planned (not run):\n{}\n",
+        serde_json::to_string_pretty(plan).unwrap_or_default()
+    );
+    let limits = crate::render::RenderLimits {
+        max_output: tenant.limits.reply_bytes,
+    };
+    for step in &plan.steps {
+        if let crate::model::Step::Render(r) = step {
+            let rendered = tenant
+                .capabilities()
+                .renderer
+                .render(&r.template, &r.vars, None, limits)
+                .await;
+            match rendered {
+                Ok(text) => out.push_str(&format!("--- {} would render:\n{text}", r.template)),
+                Err(e) => out.push_str(&format!("--- {} would fail: {e}\n", r.template)),
+            }
+        }
+    }
+    out
 }
 
 /// Shorthand for a dialect handler's boxed future.

@@ -9,6 +9,7 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
@@ -20,6 +21,9 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use super::auth::{AdminCaller, Caller};
+use super::openapi::{
+    Audit, Live, LivePolicy, Policies, Slot, TemplateStored, TenantInfo, Tenants, Uploaded,
+};
 use super::{AppError, AppState};
 use crate::service::{ANY_SLOT, ActivationError, Tenant, slot_name};
 
@@ -111,78 +115,94 @@ pub(super) fn routes() -> Router<AppState> {
 async fn openapi() -> Response {
     (
         [(header::CONTENT_TYPE, "application/json")],
-        include_str!("openapi.json"),
+        super::openapi::document(),
     )
         .into_response()
 }
 
-fn tenant_json(t: &Tenant) -> serde_json::Value {
-    let policies: Vec<_> = t
-        .policies()
-        .iter()
-        .map(|(d, p)| {
-            json!({
-                "slot": slot_name(d.as_deref()),
-                "name": p.name(),
-                "version": p.hash(),
-                "contract": p.contract(),
+fn tenant_info(t: &Tenant) -> TenantInfo {
+    TenantInfo {
+        name: t.name.clone(),
+        default: t.is_default,
+        sources: t.config.sources.iter().map(|n| n.to_string()).collect(),
+        policies: t
+            .policies()
+            .iter()
+            .map(|(d, p)| LivePolicy {
+                slot: slot_name(d.as_deref()).to_owned(),
+                name: p.name().to_owned(),
+                version: p.hash().to_owned(),
+                contract: p.contract().to_owned(),
             })
-        })
-        .collect();
-    json!({
-        "name": t.name,
-        "default": t.is_default,
-        "sources": t.config.sources.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
-        "policies": policies,
-        "templates": t.capabilities().renderer.templates().names(),
-    })
+            .collect(),
+        templates: t.capabilities().renderer.templates().names().to_vec(),
+    }
 }
 
-async fn tenants(
+/// The tenants the token may see.
+#[utoipa::path(get, path = "/admin/v1/tenants", tag = "admin",
+    responses((status = 200, body = Tenants), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub(super) async fn tenants(
     State(app): State<AppState>,
     AdminCaller(caller): AdminCaller,
-) -> Result<Response, AppError> {
+) -> Result<Json<Tenants>, AppError> {
     let service = &app.ctx.service;
-    let list: Vec<_> = service
+    let tenants = service
         .tenant_names()
         .into_iter()
         .filter(|n| caller.sees(n))
         .filter_map(|n| service.tenant(n))
-        .map(|t| tenant_json(t))
+        .map(|t| tenant_info(t))
         .collect();
-    Ok(axum::Json(json!({ "tenants": list })).into_response())
+    Ok(Json(Tenants { tenants }))
 }
 
-async fn policies(
+/// Per policy slot: the live version, uploaded versions and activations.
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/policies", tag = "admin",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = Policies), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub(super) async fn policies(
     State(app): State<AppState>,
     Path(name): Path<String>,
     AdminCaller(caller): AdminCaller,
-) -> Result<Response, AppError> {
+) -> Result<Json<Policies>, AppError> {
     let t = tenant(&app, &caller, &name)?;
     let versions = &app.ctx.service.stores().versions;
     let mut slots = Vec::new();
     for (d, live) in t.policies() {
         let s = slot_name(d.as_deref());
-        slots.push(json!({
-            "slot": s,
-            "live": live.hash(),
-            "contract": live.contract(),
-            "versions": versions.versions(&t.name, s).await.map_err(internal)?,
-            "activations": versions.activations(&t.name, s).await.map_err(internal)?,
-        }));
+        slots.push(Slot {
+            slot: s.to_owned(),
+            live: live.hash().to_owned(),
+            contract: live.contract().to_owned(),
+            versions: versions.versions(&t.name, s).await.map_err(internal)?,
+            activations: versions.activations(&t.name, s).await.map_err(internal)?,
+        });
     }
-    Ok(axum::Json(json!({ "tenant": t.name, "slots": slots })).into_response())
+    Ok(Json(Policies {
+        tenant: t.name.clone(),
+        slots,
+    }))
 }
 
 #[derive(Deserialize)]
-struct UploadQuery {
+pub(super) struct UploadQuery {
     #[serde(default)]
     activate: bool,
 }
 
 /// Upload a version (the body is the .wasm): compiled, checked against the contract and
 /// the tenant's smoke request, stored; activated too with `?activate=true`.
-async fn upload(
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/policies/{slot}", tag = "admin",
+    params(("tenant" = String, Path), ("slot" = String, Path, description = "`any` or a dialect"),
+        ("activate" = Option<bool>, Query, description = "make it live at once")),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses((status = 201, body = Uploaded), (status = 400, description = "refused, with the reason"),
+        (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub(super) async fn upload(
     State(app): State<AppState>,
     Path((name, slot_text)): Path<(String, String)>,
     Query(q): Query<UploadQuery>,
@@ -255,7 +275,11 @@ async fn upload(
     }
     Ok((
         StatusCode::CREATED,
-        axum::Json(json!({"version": hash, "validated": true, "active": q.activate})),
+        Json(Uploaded {
+            version: hash,
+            validated: true,
+            active: q.activate,
+        }),
     )
         .into_response())
 }
@@ -267,7 +291,7 @@ async fn activate_version(
     dialect: Option<&str>,
     hash: &str,
     action: &str,
-) -> Result<Response, AppError> {
+) -> Result<Json<Live>, AppError> {
     let service = &app.ctx.service;
     let versions = &service.stores().versions;
     let s = slot_name(dialect);
@@ -293,14 +317,22 @@ async fn activate_version(
         .await
         .map_err(internal)?;
     audit(app, caller, t, action, s, Some(hash), String::new()).await;
-    Ok(axum::Json(json!({"slot": s, "live": hash})).into_response())
+    Ok(Json(Live {
+        slot: s.to_owned(),
+        live: hash.to_owned(),
+    }))
 }
 
-async fn activate(
+/// Make an uploaded version live.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/policies/{slot}/{hash}/activate", tag = "admin",
+    params(("tenant" = String, Path), ("slot" = String, Path), ("hash" = String, Path)),
+    responses((status = 200, body = Live), (status = 400), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub(super) async fn activate(
     State(app): State<AppState>,
     Path((name, slot_text, hash)): Path<(String, String, String)>,
     AdminCaller(caller): AdminCaller,
-) -> Result<Response, AppError> {
+) -> Result<Json<Live>, AppError> {
     let t = tenant(&app, &caller, &name)?;
     let dialect = slot(&t, &slot_text)?;
     activate_version(
@@ -315,11 +347,15 @@ async fn activate(
 }
 
 /// Activate the version that was live before the current one.
-async fn rollback(
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/policies/{slot}/rollback", tag = "admin",
+    params(("tenant" = String, Path), ("slot" = String, Path)),
+    responses((status = 200, body = Live), (status = 400), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub(super) async fn rollback(
     State(app): State<AppState>,
     Path((name, slot_text)): Path<(String, String)>,
     AdminCaller(caller): AdminCaller,
-) -> Result<Response, AppError> {
+) -> Result<Json<Live>, AppError> {
     let t = tenant(&app, &caller, &name)?;
     let dialect = slot(&t, &slot_text)?;
     let s = slot_name(dialect.as_deref());
@@ -356,12 +392,17 @@ async fn rollback(
 
 /// Upload a template: its syntax checked, written into the tenant's template folder
 /// (under a unique temporary name, then renamed), and made live.
-async fn put_template(
+#[utoipa::path(put, path = "/admin/v1/tenants/{tenant}/templates/{name}", tag = "admin",
+    params(("tenant" = String, Path), ("name" = String, Path, description = "a relative path such as arista/config.j2")),
+    request_body(content = String, content_type = "text/plain"),
+    responses((status = 200, body = TemplateStored), (status = 400), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub(super) async fn put_template(
     State(app): State<AppState>,
     Path((name, template)): Path<(String, String)>,
     AdminCaller(caller): AdminCaller,
     body: Bytes,
-) -> Result<Response, AppError> {
+) -> Result<Json<TemplateStored>, AppError> {
     let t = tenant(&app, &caller, &name)?;
     if template.len() > 256
         || template
@@ -402,10 +443,19 @@ async fn put_template(
         format!("{} bytes", text.len()),
     )
     .await;
-    Ok(axum::Json(json!({"template": template, "version": hash, "templates": n})).into_response())
+    Ok(Json(TemplateStored {
+        template,
+        version: hash,
+        templates: n,
+    }))
 }
 
-async fn devices(
+/// The tenant's devices: the newest job of each.
+#[utoipa::path(get, path = "/admin/v1/tenants/{tenant}/devices", tag = "admin",
+    params(("tenant" = String, Path)),
+    responses((status = 200, description = "`{tenant, devices: [job]}`"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub(super) async fn devices(
     State(app): State<AppState>,
     Path(name): Path<String>,
     AdminCaller(caller): AdminCaller,
@@ -418,13 +468,17 @@ async fn devices(
         .latest_per_device(Some(t.name.clone()))
         .await
         .map_err(internal)?;
-    Ok(axum::Json(json!({ "tenant": t.name, "devices": jobs })).into_response())
+    Ok(Json(json!({ "tenant": t.name, "devices": jobs })).into_response())
 }
 
-async fn audit_log(
+/// The audit log, newest first (a tenant token sees its tenant's entries).
+#[utoipa::path(get, path = "/admin/v1/audit", tag = "admin",
+    responses((status = 200, body = Audit), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub(super) async fn audit_log(
     State(app): State<AppState>,
     AdminCaller(caller): AdminCaller,
-) -> Result<Response, AppError> {
+) -> Result<Json<Audit>, AppError> {
     let entries = app
         .ctx
         .service
@@ -433,5 +487,5 @@ async fn audit_log(
         .entries(caller.tenant.clone())
         .await
         .map_err(internal)?;
-    Ok(axum::Json(json!({ "entries": entries })).into_response())
+    Ok(Json(Audit { entries }))
 }

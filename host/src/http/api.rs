@@ -38,6 +38,10 @@ fn summary(j: &Job) -> serde_json::Value {
     })
 }
 
+/// Every device's newest job (a tenant token sees its tenant's).
+#[utoipa::path(get, path = "/api/v1/devices", tag = "status",
+    responses((status = 200, description = "`{devices: [...]}`"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
 pub(super) async fn devices(
     State(app): State<AppState>,
     StatusCaller(caller): StatusCaller,
@@ -53,6 +57,11 @@ pub(super) async fn devices(
     Ok(axum::Json(json!({ "devices": list })).into_response())
 }
 
+/// One device (serial, key or MAC): state, events, config, plan, transcript, lease.
+#[utoipa::path(get, path = "/api/v1/devices/{device}", tag = "status",
+    params(("device" = String, Path)),
+    responses((status = 200, description = "the device's newest job and its lease"), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
 pub(super) async fn device(
     State(app): State<AppState>,
     Path(device): Path<String>,
@@ -109,6 +118,10 @@ pub(super) async fn device(
     Ok(axum::Json(body).into_response())
 }
 
+/// The built-in DHCP server's leases and pool-full counts.
+#[utoipa::path(get, path = "/api/v1/dhcp", tag = "status",
+    responses((status = 200, description = "`{leases: [...], pool_full: {subnet: n}}`"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
 pub(super) async fn dhcp(
     State(app): State<AppState>,
     StatusCaller(caller): StatusCaller,

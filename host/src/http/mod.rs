@@ -12,6 +12,7 @@ mod api;
 pub mod auth;
 mod device;
 mod error;
+mod openapi;
 
 use std::sync::Arc;
 

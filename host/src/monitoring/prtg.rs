@@ -19,6 +19,7 @@ use serde_json::Value;
 
 use crate::config::ExposeSecret;
 pub use crate::config::{PrtgAuth, PrtgConfig};
+use crate::retry::{Attempt, Backoff, Failed};
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrtgError {
@@ -116,44 +117,43 @@ impl Prtg {
         // connection, a 2xx without Location) the copy may exist all the same, so each
         // retry first looks the host up again instead of copying a second time.
         let call = format!("{}/api/duplicateobject.htm", self.base);
-        let mut created = None;
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-                if let Some(id) = self.device_with_host(host).await? {
-                    created = Some(id);
-                    break;
+        let mut first = true;
+        let attempt = || {
+            let retry = !std::mem::replace(&mut first, false);
+            async move {
+                if retry
+                    && let Some(id) = self.device_with_host(host).await.map_err(Attempt::Fatal)?
+                {
+                    return Ok(id);
                 }
-            }
-            let params = [
-                ("id", template),
-                ("name", name),
-                ("host", host),
-                ("targetid", group),
-            ];
-            match self.call_once("duplicateobject.htm", &params).await {
-                Ok((status, location, body)) => {
-                    if let Some(id) = location.as_deref().and_then(id_from_location) {
-                        created = Some(id);
-                        break;
-                    }
-                    last = format!(
+                let params = [
+                    ("id", template),
+                    ("name", name),
+                    ("host", host),
+                    ("targetid", group),
+                ];
+                let (status, location, body) =
+                    self.call_once("duplicateobject.htm", &params).await?;
+                location.as_deref().and_then(id_from_location).ok_or_else(|| {
+                    Attempt::Retry(format!(
                         "expected a redirect to the new device, got {status} with Location {location:?}: {}",
                         error_text(&body)
-                    );
-                }
-                Err(Attempt::Retry(reason)) => last = reason,
-                Err(Attempt::Fatal(e)) => return Err(e),
+                    ))
+                })
             }
-        }
-        let id = created.ok_or_else(|| PrtgError::Answer {
-            call,
-            detail: format!(
-                "no device was created for {host} after {} attempts (is template {template} a device, group {group} a group?): {last}",
-                self.retries + 1
-            ),
-        })?;
+        };
+        let id = BACKOFF
+            .run(self.retries, attempt)
+            .await
+            .map_err(|e| match e {
+                Failed::Fatal(e) => e,
+                Failed::Exhausted { attempts, last } => PrtgError::Answer {
+                    call,
+                    detail: format!(
+                        "no device was created for {host} after {attempts} attempts (is template {template} a device, group {group} a group?): {last}"
+                    ),
+                },
+            })?;
         self.call(
             "setobjectproperty.htm",
             &[("id", &id.to_string()), ("name", "host"), ("value", host)],
@@ -209,29 +209,24 @@ impl Prtg {
         page: &str,
         params: &[(&str, &str)],
     ) -> Result<(StatusCode, Option<String>, String), PrtgError> {
-        let mut last = String::new();
-        for attempt in 0..=self.retries {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
-            match self.call_once(page, params).await {
-                Ok(answer) => return Ok(answer),
-                Err(Attempt::Retry(reason)) => last = reason,
-                Err(Attempt::Fatal(e)) => return Err(e),
-            }
-        }
-        Err(PrtgError::Unreachable {
-            call: format!("{}/api/{page}", self.base),
-            attempts: self.retries + 1,
-            detail: last,
-        })
+        BACKOFF
+            .run(self.retries, || self.call_once(page, params))
+            .await
+            .map_err(|e| match e {
+                Failed::Fatal(e) => e,
+                Failed::Exhausted { attempts, last } => PrtgError::Unreachable {
+                    call: format!("{}/api/{page}", self.base),
+                    attempts,
+                    detail: last,
+                },
+            })
     }
 
     async fn call_once(
         &self,
         page: &str,
         params: &[(&str, &str)],
-    ) -> Result<(StatusCode, Option<String>, String), Attempt> {
+    ) -> Result<(StatusCode, Option<String>, String), Attempt<PrtgError>> {
         let url = format!("{}/api/{page}", self.base);
         let mut query: Vec<(&str, &str)> = params.to_vec();
         match &self.auth {
@@ -272,16 +267,11 @@ impl Prtg {
     }
 }
 
-/// How one call ended when it did not succeed.
-enum Attempt {
-    /// A 5xx or a connection error: worth another try.
-    Retry(String),
-    Fatal(PrtgError),
-}
-
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((250u64 << attempt.min(4)).min(3000))
-}
+/// Pauses between attempts: 250 ms, doubling, at most 3 s.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(250),
+    max: Duration::from_secs(3),
+};
 
 /// The new object's id from a redirect such as `/device.htm?id=1234&tabid=1`, also when
 /// PRTG sends a full URL or percent-encodes it into a login redirect.

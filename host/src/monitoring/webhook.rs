@@ -30,6 +30,7 @@ use tokio::sync::{Notify, Semaphore};
 use crate::clock::now_ms;
 use crate::config::ExposeSecret;
 pub use crate::config::WebhookConfig;
+use crate::retry::Backoff;
 use crate::store::StoreError;
 use crate::store::outbox::{Delivery, DeliveryState, OutboxStore};
 
@@ -198,10 +199,11 @@ impl Outbox {
                     .await;
             }
             Err(reason) => {
-                let wait = hook
-                    .backoff
-                    .saturating_mul(1 << (attempts - 1).min(16))
-                    .min(MAX_BACKOFF);
+                let wait = Backoff {
+                    first: hook.backoff,
+                    max: MAX_BACKOFF,
+                }
+                .delay(attempts);
                 tracing::debug!(tenant = %d.tenant, webhook = %d.webhook, delivery = d.id, attempts, "webhook attempt failed, retrying in {wait:?}: {reason}");
                 let next = now_ms() + wait.as_millis() as i64;
                 self.finish(

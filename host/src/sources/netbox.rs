@@ -16,6 +16,7 @@ use crate::config::ExposeSecret;
 pub use crate::config::NetBoxConfig;
 use crate::errors::chain as error_chain;
 use crate::model::{InventoryChange, Mac};
+use crate::retry::{Attempt, Backoff, Failed};
 
 /// Most pages one list call follows (at 100 results a page), so a filter that matches the
 /// whole of a large NetBox cannot keep a lookup busy.
@@ -330,12 +331,7 @@ impl NetBox {
         body: Option<Value>,
     ) -> Result<Value, NetBoxError> {
         let shown = url.split('?').next().unwrap_or(url).to_owned();
-        let attempts = self.retries + 1;
-        let mut last = String::new();
-        for attempt in 0..attempts {
-            if attempt > 0 {
-                tokio::time::sleep(backoff(attempt)).await;
-            }
+        let attempt = || async {
             let mut request = self
                 .http
                 .request(method.clone(), url)
@@ -347,54 +343,64 @@ impl NetBox {
             if let Some(body) = &body {
                 request = request.json(body);
             }
-            let response = match request.send().await {
-                Ok(r) => r,
-                Err(e) => {
-                    last = error_chain(&e.without_url());
-                    tracing::debug!(url = %shown, attempt, "NetBox unreachable: {last}");
-                    continue;
-                }
-            };
+            let response = request.send().await.map_err(|e| {
+                let reason = error_chain(&e.without_url());
+                tracing::debug!(url = %shown, "NetBox unreachable: {reason}");
+                Attempt::Retry(reason)
+            })?;
             let status = response.status();
             let text = response.text().await.unwrap_or_default();
             if status.is_success() {
-                return serde_json::from_str(&text).map_err(|e| NetBoxError::Shape {
-                    url: shown.clone(),
-                    detail: e.to_string(),
+                return serde_json::from_str(&text).map_err(|e| {
+                    Attempt::Fatal(NetBoxError::Shape {
+                        url: shown.clone(),
+                        detail: e.to_string(),
+                    })
                 });
             }
             let detail = answer_detail(&text);
             if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                last = format!("{status}: {detail}");
-                tracing::debug!(url = %shown, attempt, "NetBox answered {last}; retrying");
-                continue;
+                tracing::debug!(url = %shown, "NetBox answered {status}: {detail}; retrying");
+                return Err(Attempt::Retry(format!("{status}: {detail}")));
             }
-            if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
-                return Err(NetBoxError::Auth {
-                    method,
-                    url: shown,
-                    status,
-                    detail,
-                });
-            }
-            return Err(NetBoxError::Status {
-                method,
-                url: shown,
-                status,
-                detail,
-            });
-        }
-        Err(NetBoxError::Unreachable {
-            url: shown,
-            attempts,
-            detail: last,
-        })
+            let (method, url) = (method.clone(), shown.clone());
+            Err(Attempt::Fatal(
+                if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) {
+                    NetBoxError::Auth {
+                        method,
+                        url,
+                        status,
+                        detail,
+                    }
+                } else {
+                    NetBoxError::Status {
+                        method,
+                        url,
+                        status,
+                        detail,
+                    }
+                },
+            ))
+        };
+        BACKOFF
+            .run(self.retries, attempt)
+            .await
+            .map_err(|e| match e {
+                Failed::Fatal(e) => e,
+                Failed::Exhausted { attempts, last } => NetBoxError::Unreachable {
+                    url: shown.clone(),
+                    attempts,
+                    detail: last,
+                },
+            })
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    Duration::from_millis((200u64 << attempt.min(4)).min(2000))
-}
+/// Pauses between attempts: 200 ms, doubling, at most 2 s.
+const BACKOFF: Backoff = Backoff {
+    first: Duration::from_millis(200),
+    max: Duration::from_secs(2),
+};
 
 /// What an error answer says: NetBox's `detail` field, or the start of the body.
 fn answer_detail(text: &str) -> String {

@@ -24,6 +24,7 @@ pub use driver::{Platform, config_lines};
 
 pub use crate::config::SshSettings;
 use crate::config::{CredentialConfig, CredentialSecret, ExposeSecret, SecretString};
+use crate::retry::{Attempt, Backoff, Failed};
 
 /// A login, ready for the SSH client. `Debug` never prints the secret.
 #[derive(Clone)]
@@ -218,6 +219,28 @@ impl client::Handler for KeyCheck {
     }
 }
 
+/// The error for a host key the check refused: which key was expected, which came.
+fn key_refused(target: &Target, addr: String, shown: &str) -> PushError {
+    let presented = fingerprint(shown);
+    match (&target.pinned_key, &target.known_key) {
+        (Some(pinned), _) => PushError::HostKeyPinned {
+            addr,
+            pinned: fingerprint(pinned),
+            presented,
+        },
+        (None, Some(known)) => PushError::HostKeyChanged {
+            addr,
+            recorded: fingerprint(known),
+            presented,
+        },
+        (None, None) => PushError::Session {
+            addr,
+            detail: "host key refused".into(),
+            transcript: String::new(),
+        },
+    }
+}
+
 /// Push `lines` in configuration mode and save if asked. Retries connecting until
 /// `deadline`; everything after the login happens once.
 pub async fn push(
@@ -241,73 +264,62 @@ pub async fn push(
         None => None,
     };
     let started = Instant::now();
-    let mut backoff = settings.initial_backoff;
-    let mut attempts = 0u32;
     let presented = Arc::new(Mutex::new(None::<PublicKey>));
-    let (handle, key) = loop {
+    let mut attempts = 0u32;
+    let attempt = || {
         attempts += 1;
-        let config = Arc::new(client::Config {
-            inactivity_timeout: Some(settings.command_timeout * 2),
-            ..Default::default()
-        });
-        let handler = KeyCheck {
-            expected: expected.clone(),
-            presented: presented.clone(),
-        };
-        let attempt = tokio::time::timeout(
-            settings.connect_timeout,
-            client::connect(config, (target.host.as_str(), target.port), handler),
-        )
-        .await;
-        let last = match attempt {
-            Ok(Ok(handle)) => {
-                let key = presented.lock().ok().and_then(|k| k.clone());
-                match key {
-                    Some(key) => break (handle, key),
+        let (presented, expected) = (presented.clone(), expected.clone());
+        let addr = addr.clone();
+        async move {
+            let config = Arc::new(client::Config {
+                inactivity_timeout: Some(settings.command_timeout * 2),
+                ..Default::default()
+            });
+            let handler = KeyCheck {
+                expected,
+                presented: presented.clone(),
+            };
+            let attempt = tokio::time::timeout(
+                settings.connect_timeout,
+                client::connect(config, (target.host.as_str(), target.port), handler),
+            )
+            .await;
+            let reason = match attempt {
+                Ok(Ok(handle)) => match presented.lock().ok().and_then(|k| k.clone()) {
+                    Some(key) => return Ok((handle, key)),
                     None => "the server presented no host key".to_owned(),
+                },
+                Ok(Err(russh::Error::UnknownKey)) => {
+                    let shown = presented
+                        .lock()
+                        .ok()
+                        .and_then(|k| k.as_ref().and_then(|k| k.to_openssh().ok()))
+                        .unwrap_or_default();
+                    return Err(Attempt::Fatal(key_refused(target, addr, &shown)));
                 }
-            }
-            Ok(Err(russh::Error::UnknownKey)) => {
-                let shown = presented
-                    .lock()
-                    .ok()
-                    .and_then(|k| k.as_ref().and_then(|k| k.to_openssh().ok()))
-                    .unwrap_or_default();
-                let presented = fingerprint(&shown);
-                return Err(match (&target.pinned_key, &target.known_key) {
-                    (Some(pinned), _) => PushError::HostKeyPinned {
-                        addr,
-                        pinned: fingerprint(pinned),
-                        presented,
-                    },
-                    (None, Some(known)) => PushError::HostKeyChanged {
-                        addr,
-                        recorded: fingerprint(known),
-                        presented,
-                    },
-                    (None, None) => PushError::Session {
-                        addr,
-                        detail: "host key refused".into(),
-                        transcript: String::new(),
-                    },
-                });
-            }
-            Ok(Err(e)) => e.to_string(),
-            Err(_) => format!("no SSH handshake within {:?}", settings.connect_timeout),
-        };
-        let now = Instant::now();
-        if now + backoff >= deadline {
-            return Err(PushError::Connect {
-                addr,
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => format!("no SSH handshake within {:?}", settings.connect_timeout),
+            };
+            tracing::debug!(%addr, "SSH not ready yet ({reason}); retrying");
+            Err(Attempt::Retry(reason))
+        }
+    };
+    let backoff = Backoff {
+        first: settings.initial_backoff,
+        max: settings.max_backoff,
+    };
+    let (handle, key) = backoff
+        .until(tokio::time::Instant::from_std(deadline), attempt)
+        .await
+        .map_err(|e| match e {
+            Failed::Fatal(e) => e,
+            Failed::Exhausted { attempts, last } => PushError::Connect {
+                addr: addr.clone(),
                 waited_s: started.elapsed().as_secs(),
                 attempts,
                 last,
-            });
-        }
-        tracing::debug!(%addr, attempts, "SSH not ready yet ({last}); retrying in {backoff:?}");
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(settings.max_backoff);
-    };
+            },
+        })?;
     let host_key = key.to_openssh().unwrap_or_default();
     let mut handle = handle;
     let user = target.credential.username.clone();

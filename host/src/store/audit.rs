@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use super::{Db, StoreError};
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub at_ms: i64,
     pub actor: String,

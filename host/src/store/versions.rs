@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::{Db, StoreError};
 use crate::clock::now_ms;
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Version {
     pub hash: String,
     pub size: i64,
@@ -17,7 +17,7 @@ pub struct Version {
     pub uploaded_ms: i64,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Activation {
     pub hash: String,
     pub actor: String,
