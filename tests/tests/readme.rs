@@ -30,10 +30,8 @@ fn env_names(block: &str) -> Vec<String> {
         .lines()
         .filter_map(|l| {
             let (key, value) = l.split_once('=')?;
-            key.trim()
-                .ends_with("_env")
-                .then(|| value.trim().trim_matches('"').to_owned())
-                .filter(|v| !v.is_empty() && !v.contains(' '))
+            let quoted = value.split('"').nth(1)?;
+            (key.trim().ends_with("_env") && !quoted.is_empty()).then(|| quoted.to_owned())
         })
         .collect()
 }
