@@ -49,7 +49,11 @@ async fn main() -> anyhow::Result<()> {
         &iosxe_config(
             &inventory,
             "mass-pw",
-            &format!("[jobs]\nmax_concurrent_pushes = {MAX_PUSHES}\n"),
+            // All simulated devices call from 127.0.0.1: lift the per-source connection cap.
+            &format!(
+                "[jobs]\nmax_concurrent_pushes = {MAX_PUSHES}\n[http]\nmax_connections_per_source = {}\n",
+                CALLERS * 2
+            ),
         ),
     );
     let port = free_port();

@@ -161,6 +161,7 @@ def main() -> int:
 
     nos = Nos(filename=PLATFORM_FILE)
     nos.device.record_path = os.path.abspath(args.record)
+    nos.device.users.add(args.username)
     if args.user_exec:
         nos.initial_prompt = "{base_prompt}>"
 

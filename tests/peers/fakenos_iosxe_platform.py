@@ -17,7 +17,11 @@ platform) and extends it with:
 * ``show version`` also valid at ``>``
 * ``exit`` at exec level closes the session (as on IOS)
 * ``_catch_all_`` (config mode): every other line typed in config mode is
-  handed to ``ZtpdIosXE.config_line``, which records it or rejects it.
+  handed to ``ZtpdIosXE.config_line``, which records it or rejects it; the
+  device tracks its local users (``username X ...`` adds, ``no username X``
+  removes, without IOS's ``[confirm]`` question);
+* ``show running-config | include ^username X`` (exec) lists that user if the
+  device still has it (also through ``_catch_all_``).
 
 ``_catch_all_`` is the one thing fakenos's stock shell cannot dispatch on its
 own (its command table is an exact-match dict and its ``_default_`` entry is a
@@ -60,6 +64,8 @@ class ZtpdIosXE(CiscoIOS):
     def __init__(self, configuration_file: Optional[str]) -> None:
         super().__init__(configuration_file=configuration_file)
         self.record_path: Optional[str] = None
+        # The runner adds the login user (the temporary user the ZTP script created).
+        self.users: set = set()
         self._lock = threading.Lock()
 
     def record(self, line: str) -> None:
@@ -72,7 +78,21 @@ class ZtpdIosXE(CiscoIOS):
 
     # pylint: disable=unused-argument
     def config_line(self, base_prompt: str, current_prompt: str, command: str) -> Optional[str]:
-        """Handle one raw config-mode line (leading/trailing blanks kept)."""
+        """Handle one raw line (leading/trailing blanks kept): config mode, or the
+        one exec command this platform adds."""
+        words = command.split()
+        if "(config" not in current_prompt:
+            if command.strip().startswith("show running-config | include ^username "):
+                wanted = command.strip().rsplit(" ", 1)[-1]
+                return "".join(
+                    f"username {u} privilege 15 secret 9 $9$fakenos\n"
+                    for u in sorted(self.users) if u == wanted
+                )
+            return "% Invalid input detected at '^' marker.\n"
+        if words[:1] == ["username"] and len(words) > 1:
+            self.users.add(words[1])
+        if words[:2] == ["no", "username"] and len(words) > 2:
+            self.users.discard(words[2])
         if REJECT_MARKER in command:
             # IOS echoes the line after the prompt, then puts a caret under
             # the first character it could not parse.
@@ -134,8 +154,8 @@ commands.update(
         },
         "_catch_all_": {
             "output": ZtpdIosXE.config_line,
-            "help": "Any other line in config mode: record it (or reject it on a marker)",
-            "prompt": CONFIG_PROMPT,
+            "help": "Any other line in config mode: record it (or reject it on a marker); the users command in exec mode",
+            "prompt": [CONFIG_PROMPT, ENABLE_PROMPT],
         },
     }
 )

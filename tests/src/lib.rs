@@ -71,11 +71,22 @@ limits = {{ {limits} }}
 pub fn write_config(dir: &Path, config_text: &str) -> PathBuf {
     let path = dir.join("ztpd.toml");
     let text = format!(
-        "data_dir = \"{}\"\n{config_text}",
-        dir.join("data").display()
+        "data_dir = \"{}\"\n{}",
+        dir.join("data").display(),
+        with_open_api(config_text)
     );
     std::fs::write(&path, text).expect("write ztpd.toml");
     path
+}
+
+/// `config_text` with `[api] open = true` unless it says something about the API: test
+/// servers listen on loopback, where ztpd allows a status API without a token.
+pub fn with_open_api(config_text: &str) -> String {
+    if config_text.contains("[api]") || config_text.contains("[[admin.tokens]]") {
+        config_text.to_owned()
+    } else {
+        format!("{config_text}\n[api]\nopen = true\n")
+    }
 }
 
 /// An inventory of the seed's IOS XE devices `serials`, each told to skip the boot wait
@@ -180,6 +191,16 @@ pub fn script_token(script: &str) -> String {
         .to_owned()
 }
 
+/// The one-time password a served IOS XE script carries (`ZTP_PASSWORD = "..."`).
+pub fn script_password(script: &str) -> String {
+    script
+        .lines()
+        .find_map(|l| l.strip_prefix("ZTP_PASSWORD = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("the script carries a password")
+        .to_owned()
+}
+
 /// Poll the status API until the device's job is done or failed (bounded).
 pub async fn wait_for_job(
     base: &str,
@@ -272,6 +293,8 @@ pub fn log_of_reply(body: &str) -> String {
 pub struct TestServer {
     pub base: String,
     pub state: ztpd::http::AppState,
+    /// The data directory (database, compiled policies).
+    pub data_dir: PathBuf,
     stop: Option<oneshot::Sender<()>>,
 }
 
@@ -291,8 +314,9 @@ impl TestServer {
         let dir = temp_dir(&format!("{test}-server"));
         let config = ztpd::config::Config::parse(
             &format!(
-                "data_dir = \"{}\"\n{config_text}",
-                dir.join("data").display()
+                "data_dir = \"{}\"\n{}",
+                dir.join("data").display(),
+                with_open_api(config_text)
             ),
             &format!("{test} config"),
             &repo_root(),
@@ -302,7 +326,7 @@ impl TestServer {
         let state = ztpd::server::build(&config, stores, registry)
             .await
             .expect("build service");
-        let mut server = ztpd::server::Server::bind_state(config.listen, state.clone())
+        let mut server = ztpd::server::Server::bind_state(&config, state.clone())
             .await
             .expect("bind");
         if config.watch {
@@ -316,6 +340,7 @@ impl TestServer {
         TestServer {
             base: format!("http://{addr}"),
             state,
+            data_dir: config.data_dir.clone(),
             stop: Some(stop),
         }
     }
@@ -455,10 +480,13 @@ pub async fn get_text(url: &str) -> String {
         .unwrap_or_else(|e| panic!("GET {url} body: {e}"))
 }
 
-/// The lines an SSH push sends for `config` (what a recording peer should have got).
-pub fn pushed_lines(config: &str) -> Vec<String> {
+/// The lines an SSH push sends in configuration mode for `config` logged in as the
+/// call-back's temporary `user` (what a recording peer should have got): the config, then
+/// the removal of that user.
+pub fn pushed_lines(config: &str, user: &str) -> Vec<String> {
     ztpd::ssh::config_lines(config)
         .into_iter()
         .map(str::to_owned)
+        .chain([format!("no username {user}")])
         .collect()
 }

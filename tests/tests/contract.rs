@@ -63,7 +63,7 @@ async fn a_0_1_0_iosxe_policy_runs_the_whole_call_back_flow() {
             .unwrap();
     assert_eq!(job["config"].as_str().unwrap(), golden);
     let received = sim.received.lock().unwrap().get("fra2-acc0001").cloned();
-    assert_eq!(received, Some(ztpd_e2e::pushed_lines(&golden)));
+    assert_eq!(received, Some(ztpd_e2e::pushed_lines(&golden, "ztp")));
 }
 
 /// A dialect of this test's own: a device names itself with `?device=SERIAL` on
@@ -164,7 +164,8 @@ generic = "{}"
     assert!(new.contains("dialect: \"generic\""), "{new}");
     assert!(new.contains("GEN123"), "{new}");
     // Without the registry line, ztpd refuses the configuration, naming the dialect.
-    let parsed = ztpd::config::Config::parse(&config, "x", &root).unwrap();
+    let parsed =
+        ztpd::config::Config::parse(&ztpd_e2e::with_open_api(&config), "x", &root).unwrap();
     let scratch = tempfile::tempdir().unwrap();
     let stores = ztpd::store::Stores::in_memory(scratch.path()).unwrap();
     let err = ztpd::server::build(&parsed, stores, Registry::builtin())

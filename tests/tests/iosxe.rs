@@ -41,7 +41,7 @@ async fn script_is_python_with_callback_url_token_and_credential() {
         "{script}"
     );
     assert!(script.contains(&format!("ZTP_PASSWORD = \"{PASSWORD}\"")));
-    assert!(script_token(&script).starts_with("v1."));
+    assert!(script_token(&script).starts_with("v2."));
     // The script is valid Python.
     let path = temp_dir("script-compile").join("script.py");
     std::fs::write(&path, &script).unwrap();
@@ -97,7 +97,14 @@ async fn callback_is_acked_and_the_config_is_pushed_over_ssh() {
         .get("fra2-acc0001")
         .cloned()
         .expect("config received");
-    assert_eq!(received, ztpd::ssh::config_lines(&golden));
+    assert_eq!(received, ztpd_e2e::pushed_lines(&golden, "ztp"));
+    // The temporary user it logged in as is gone from the device's final config.
+    let users = sim.users.lock().unwrap().get("fra2-acc0001").cloned();
+    assert_eq!(
+        users,
+        Some(vec!["netadmin".to_owned()]),
+        "users left on the device"
+    );
     // The transcript is kept and the password is masked in it.
     let transcript = job["transcript"].as_str().unwrap();
     assert!(transcript.contains("hostname fra2-acc0001"));
@@ -128,7 +135,11 @@ async fn callbacks_without_a_valid_token_start_nothing() {
         .unwrap()
         .as_secs()
         - 2 * 86_400;
-    let expired = tenant.callback_key.issue_at(two_days_ago);
+    let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
+    let expired =
+        tenant
+            .callback_key
+            .issue_with(two_days_ago, "00112233445566778899aabbccddeeff", loopback);
     let resp = call_back(&srv, serial, Some(&expired)).await;
     assert_eq!(resp.status(), 403);
     assert!(resp.text().await.unwrap().contains("expired"));

@@ -72,7 +72,11 @@ async fn prtg_site(
     let inventory = monitored_inventory(&dir, serials, sim.addr.port());
     let config = format!(
         "{}\n[tenants.monitoring.prtg]\nkind = \"prtg\"\nurl = \"{}\"\n{auth}\ngroup = {PRTG_GROUP}\ntemplate = {PRTG_TEMPLATE}\nretries = 2\n",
-        iosxe_config(&inventory, PASSWORD, ""),
+        // Devices provision again (a reload) from the same address.
+        iosxe_config(&inventory, PASSWORD, "").replace(
+            "script_credential = \"ztp\"",
+            "script_credential = \"ztp\"\nreclaim = \"same-address\"",
+        ),
         prtg.base
     );
     (TestServer::start(test, &config).await, sim)
@@ -229,7 +233,11 @@ events = ["device.failed"]
 max_attempts = 2
 backoff_ms = 50
 "#,
-        iosxe_config(&inventory, PASSWORD, ""),
+        // Devices provision again (a reload) from the same address.
+        iosxe_config(&inventory, PASSWORD, "").replace(
+            "script_credential = \"ztp\"",
+            "script_credential = \"ztp\"\nreclaim = \"same-address\"",
+        ),
         audit.port
     );
     let srv = TestServer::start("webhooks", &config).await;

@@ -367,7 +367,7 @@ backoff_ms = 100
     }
     assert_eq!(
         device.received(),
-        pushed_lines(config_text),
+        pushed_lines(config_text, "ztp"),
         "fakenos got exactly the rendered config"
     );
 

@@ -38,14 +38,12 @@ async fn ztpd(
     TestServer::start(test, &config).await
 }
 
-async fn call_back(srv: &TestServer, serial: &str) {
+/// Fetch the script's token and call back as `serial`; the acknowledgement.
+async fn call_back(srv: &TestServer, serial: &str) -> serde_json::Value {
     let token = ztpd_e2e::fetch_token(&srv.base).await;
-    assert_eq!(
-        ztpd_e2e::post_callback(&srv.base, serial, Some(&token))
-            .await
-            .status(),
-        200
-    );
+    let r = ztpd_e2e::post_callback(&srv.base, serial, Some(&token)).await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
 }
 
 #[tokio::test]
@@ -68,7 +66,7 @@ async fn seed_flow_end_to_end_with_fakenos() {
     assert_eq!(job["state"], "done", "{job:#}");
     assert_eq!(
         device.received(),
-        pushed_lines(&golden(SERIAL)),
+        pushed_lines(&golden(SERIAL), "ztp"),
         "fakenos received exactly the rendered config"
     );
     assert_eq!(job["source_ip"], "127.0.0.1");
@@ -90,11 +88,7 @@ async fn push_to_openssh_sshd() {
     call_back(&srv, SERIAL).await;
     let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
     assert_eq!(job["state"], "done", "{job:#}");
-    let want: Vec<String> = ztpd::ssh::config_lines(&golden(SERIAL))
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
-    assert_eq!(sshd.received(), want);
+    assert_eq!(sshd.received(), pushed_lines(&golden(SERIAL), SSHD_USER));
     assert!(!job["transcript"].as_str().unwrap().contains(SSHD_PASSWORD));
 }
 
@@ -179,30 +173,40 @@ async fn a_rejected_line_fails_the_job_naming_the_line() {
 }
 
 #[tokio::test]
-async fn a_changed_host_key_is_refused() {
+async fn host_keys_are_trusted_per_device_and_a_changed_one_is_refused() {
     let dir = temp_dir("sshd-hostkey");
     let port = free_port();
     let second = "FOC2111B011";
-    let srv = ztpd(
-        "sshd-hostkey",
-        &dir,
-        &[SERIAL, second],
-        port,
-        SSHD_USER,
-        SSHD_PASSWORD,
-    )
-    .await;
+    let inventory = iosxe_inventory(&dir, &[SERIAL, second], port, 0);
+    // The device may call back again from the same address after its job finished
+    // (a re-run of ZTP), and an operator token can forget a host key.
+    let config = format!(
+        "{}\n[api]\nopen = true\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"ops-token-hostkey-1\"\n",
+        iosxe_config(
+            &inventory,
+            SSHD_PASSWORD,
+            "[jobs]\nssh_command_timeout_s = 20\njob_timeout_s = 180\n",
+        )
+        .replace("username = \"ztp\"", &format!("username = \"{SSHD_USER}\""))
+        .replace(
+            "script_credential = \"ztp\"",
+            "script_credential = \"ztp\"\nreclaim = \"same-address\"",
+        )
+    );
+    let srv = TestServer::start("sshd-hostkey", &config).await;
     {
         let _first = Sshd::start(&dir.join("sshd-a"), port);
         call_back(&srv, SERIAL).await;
         let job = wait_for_job(&srv.base, SERIAL, Duration::from_secs(60)).await;
         assert_eq!(job["state"], "done", "{job:#}");
     }
-    // Another device answers on the same address with a different host key.
+    // The same device calls back again, but another host answers on its address with a
+    // different host key: refused, nothing pushed.
     let impostor = Sshd::start(&dir.join("sshd-b"), port);
-    call_back(&srv, second).await;
-    let job = wait_for_job(&srv.base, second, Duration::from_secs(60)).await;
-    assert_eq!(job["state"], "failed");
+    let first = job_id(&srv, SERIAL).await;
+    call_back(&srv, SERIAL).await;
+    let job = wait_for_newer_job(&srv, SERIAL, first).await;
+    assert_eq!(job["state"], "failed", "{job:#}");
     let error = job["error"].as_str().unwrap();
     assert!(
         error.contains("host key") && error.contains("changed since first use"),
@@ -212,4 +216,55 @@ async fn a_changed_host_key_is_refused() {
         impostor.received().is_empty(),
         "nothing was pushed to the impostor"
     );
+
+    // Keys belong to devices, not addresses: another device at that address is trusted
+    // on its own first use.
+    call_back(&srv, second).await;
+    let job = wait_for_job(&srv.base, second, Duration::from_secs(60)).await;
+    assert_eq!(job["state"], "done", "{job:#}");
+
+    // An operator forgets the first device's key (it was replaced): its next push works.
+    let r = ztpd_e2e::client()
+        .post(srv.url(&format!(
+            "/admin/v1/tenants/default/devices/{SERIAL}/forget-host-key"
+        )))
+        .bearer_auth("ops-token-hostkey-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap_or_default());
+    let before = job_id(&srv, SERIAL).await;
+    let ack = call_back(&srv, SERIAL).await;
+    assert_eq!(ack["already_running"], false, "{ack}");
+    let job = wait_for_newer_job(&srv, SERIAL, before).await;
+    assert_eq!(job["state"], "done", "{job:#}");
+}
+
+/// The id of the latest job of `serial`.
+async fn job_id(srv: &TestServer, serial: &str) -> i64 {
+    let job = wait_for_job(&srv.base, serial, Duration::from_secs(60)).await;
+    job["job"]
+        .as_i64()
+        .or_else(|| job["id"].as_i64())
+        .unwrap_or(0)
+}
+
+/// Wait for a finished job of `serial` newer than job `after`.
+async fn wait_for_newer_job(srv: &TestServer, serial: &str, after: i64) -> serde_json::Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let job = wait_for_job(&srv.base, serial, Duration::from_secs(60)).await;
+        let id = job["job"]
+            .as_i64()
+            .or_else(|| job["id"].as_i64())
+            .unwrap_or(0);
+        if id > after {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no job after {after}: {job:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -36,7 +36,12 @@ fn env_names(block: &str) -> Vec<String> {
         .collect()
 }
 
+/// What a fragment (a table the README shows alone) is added to: a site whose status API
+/// listens on loopback without a token.
 const MINIMAL: &str = r#"
+[api]
+listen = "127.0.0.1:8081"
+open = true
 [[tenants]]
 name = "lab"
 policy = "p.wasm"
@@ -87,7 +92,7 @@ fn the_check_catches_a_broken_example() {
     let dir = temp_dir("readme-broken");
     let path = dir.join("broken.toml");
     // A top-level key after a table belongs to the table: the README once had this bug.
-    std::fs::write(&path, format!("[api]\nwatch = true\n{MINIMAL}")).unwrap();
+    std::fs::write(&path, format!("[jobs]\nwatch = true\n{MINIMAL}")).unwrap();
     let out = std::process::Command::new(ztpd_binary())
         .args(["check", "--config-only", "--config"])
         .arg(&path)

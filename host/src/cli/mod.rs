@@ -69,11 +69,28 @@ pub enum Command {
     Policy {
         #[command(subcommand)]
         action: PolicyAction,
-        /// Base URL of the running ztpd.
+        /// Base URL of the running ztpd's APIs (api.listen; the demo's is 127.0.0.1:8081).
         #[arg(
             long,
             global = true,
-            default_value = "http://127.0.0.1:8080",
+            default_value = "http://127.0.0.1:8081",
+            env = "ZTPD_URL"
+        )]
+        url: String,
+        /// Admin API token.
+        #[arg(long, global = true, env = "ZTPD_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
+    /// Decide about a device through the admin API of a running ztpd: approve a call-back
+    /// waiting for approval or one side of a conflict, deny, reset, forget its host key.
+    Device {
+        #[command(subcommand)]
+        action: DeviceAction,
+        /// Base URL of the running ztpd's APIs (api.listen; the demo's is 127.0.0.1:8081).
+        #[arg(
+            long,
+            global = true,
+            default_value = "http://127.0.0.1:8081",
             env = "ZTPD_URL"
         )]
         url: String,
@@ -88,8 +105,8 @@ pub enum Command {
     },
     /// Show the provisioning state of every device (or one) from a running ztpd.
     Status {
-        /// Base URL of the running ztpd.
-        #[arg(long, default_value = "http://127.0.0.1:8080", env = "ZTPD_URL")]
+        /// Base URL of the running ztpd's APIs (api.listen; the demo's is 127.0.0.1:8081).
+        #[arg(long, default_value = "http://127.0.0.1:8081", env = "ZTPD_URL")]
         url: String,
         /// Bearer token of the status API, if it requires one.
         #[arg(long, env = "ZTPD_API_TOKEN", hide_env_values = true)]
@@ -113,6 +130,39 @@ pub enum DhcpAction {
         /// Only this tenant's subnets.
         #[arg(long)]
         tenant: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DeviceAction {
+    /// Let a device go on: its job waiting for approval, or — when two call-backs claim
+    /// one serial — the one from --address (the other job fails; nothing was pushed to it).
+    Approve {
+        #[arg(long)]
+        tenant: String,
+        serial: String,
+        /// In a conflict: the address whose call-back to trust.
+        #[arg(long)]
+        address: Option<String>,
+    },
+    /// Refuse a device waiting for approval (its job fails); in a conflict, reset it.
+    Deny {
+        #[arg(long)]
+        tenant: String,
+        serial: String,
+    },
+    /// Forget every claim of the serial: held jobs fail, the device must fetch the script
+    /// and call back again.
+    Reset {
+        #[arg(long)]
+        tenant: String,
+        serial: String,
+    },
+    /// Forget the SSH host key recorded for the device (it was replaced).
+    ForgetKey {
+        #[arg(long)]
+        tenant: String,
+        serial: String,
     },
 }
 
@@ -205,10 +255,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             let mut req = req.body(Body::empty()).context("building the request")?;
             req.extensions_mut()
                 .insert(ConnectInfo(SocketAddr::new(source_ip, 0)));
-            let resp = crate::http::router(state)
-                .oneshot(req)
-                .await
-                .context("routing the request")?;
+            let resp = crate::http::router(
+                state,
+                crate::http::Routes::All,
+                std::time::Duration::from_secs(600),
+            )
+            .oneshot(req)
+            .await
+            .context("routing the request")?;
             let status = resp.status();
             let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
                 .await
@@ -248,6 +302,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 } => client.activate(&tenant, &slot, &version).await,
                 PolicyAction::Rollback { tenant, slot } => client.rollback(&tenant, &slot).await,
                 PolicyAction::List { tenant } => client.list(&tenant).await,
+            }
+        }
+        Command::Device { action, url, token } => {
+            let client = policy::AdminClient::new(&url, token.as_deref())?;
+            match action {
+                DeviceAction::Approve {
+                    tenant,
+                    serial,
+                    address,
+                } => {
+                    client
+                        .device(&tenant, &serial, "approve", address.as_deref())
+                        .await
+                }
+                DeviceAction::Deny { tenant, serial } => {
+                    client.device(&tenant, &serial, "deny", None).await
+                }
+                DeviceAction::Reset { tenant, serial } => {
+                    client.device(&tenant, &serial, "reset", None).await
+                }
+                DeviceAction::ForgetKey { tenant, serial } => {
+                    client
+                        .device(&tenant, &serial, "forget-host-key", None)
+                        .await
+                }
             }
         }
         Command::Dhcp {

@@ -39,6 +39,25 @@ impl AdminClient {
         serde_json::from_str(&text).context("the admin API did not answer JSON")
     }
 
+    /// An operator's decision about a device: `approve`, `deny`, `reset` or
+    /// `forget-host-key`; prints what ztpd did.
+    pub async fn device(
+        &self,
+        tenant: &str,
+        serial: &str,
+        action: &str,
+        address: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let url = format!(
+            "{}/admin/v1/tenants/{tenant}/devices/{serial}/{action}",
+            self.base
+        );
+        let body = serde_json::json!({ "address": address });
+        let v = self.send(self.http.post(url).json(&body)).await?;
+        println!("{}", v["result"].as_str().unwrap_or("done"));
+        Ok(())
+    }
+
     pub async fn push(
         &self,
         tenant: &str,

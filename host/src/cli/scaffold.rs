@@ -181,6 +181,10 @@ policy = "target/wasm32-wasip2/release/{wasm}.wasm"
 templates = "templates"
 inventory = {{ file = "inventory.json", key = "mac" }}
 settings = {{ template = "config.j2" }}
+
+# The status API answers without a token here only because it listens on loopback.
+[api]
+open = true
 "#
     )
 }

@@ -28,6 +28,24 @@ struct RawAdminToken {
 pub(super) struct RawApi {
     /// Environment variable holding the bearer token the status API requires.
     token_env: Option<String>,
+    /// A listener of its own for the status and admin APIs.
+    listen: Option<String>,
+    /// Serve the status API without a token (only where the API listens on loopback).
+    #[serde(default)]
+    open: bool,
+}
+
+/// `[api]`: where the status and admin APIs listen and whether the status API needs a
+/// token.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The status API's own bearer token (operator scope, read-only), if any.
+    pub token: Option<SecretString>,
+    /// A listener of their own (e.g. loopback) for `/api/v1` and `/admin/v1`; none: they
+    /// share the device-facing listener.
+    pub listen: Option<std::net::SocketAddr>,
+    /// The status API answers without a token.
+    pub open: bool,
 }
 
 /// A configured API token. `Debug` prints its name and scope, never the secret.
@@ -83,19 +101,46 @@ impl RawAdmin {
 }
 
 impl RawApi {
-    /// The status API's own bearer token, if configured.
-    pub(super) fn validate(self) -> Result<Option<SecretString>, String> {
-        match self.token_env {
-            Some(var) => resolve(
+    /// `device_listen` is where the device routes listen (the APIs too, without
+    /// `api.listen`); `admin_tokens` says whether any token is configured.
+    pub(super) fn validate(
+        self,
+        device_listen: std::net::SocketAddr,
+        admin_tokens: bool,
+    ) -> Result<ApiConfig, String> {
+        let token = match self.token_env {
+            Some(var) => Some(resolve(
                 "api",
                 "token",
                 SecretSource {
                     env: Some(&var),
                     ..Default::default()
                 },
-            )
-            .map(Some),
-            None => Ok(None),
+            )?),
+            None => None,
+        };
+        let listen = match self.listen {
+            Some(text) => Some(text.parse().map_err(|_| {
+                format!("api.listen = {text:?} is not an IP:port such as 127.0.0.1:8081")
+            })?),
+            None => None,
+        };
+        let api_at: std::net::SocketAddr = listen.unwrap_or(device_listen);
+        if self.open && !api_at.ip().is_loopback() {
+            return Err(format!(
+                "api.open = true, but the status API listens on {api_at}, which is not loopback: anyone there could read every device's config; set api.listen = \"127.0.0.1:8081\" or configure tokens"
+            ));
         }
+        if !self.open && token.is_none() && !admin_tokens {
+            return Err(
+                "the status API (/api/v1) has no token: add [[admin.tokens]] or api.token_env, or set api.open = true with the API on a loopback listener (api.listen)"
+                    .into(),
+            );
+        }
+        Ok(ApiConfig {
+            token,
+            listen,
+            open: self.open,
+        })
     }
 }

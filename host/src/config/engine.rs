@@ -68,6 +68,8 @@ pub(super) struct RawLimits {
     plan_steps: Option<u32>,
     kv_keys: Option<u64>,
     kv_kib: Option<u64>,
+    pushes: Option<usize>,
+    jobs: Option<usize>,
 }
 
 /// Per-tenant limits for one policy call.
@@ -95,6 +97,10 @@ pub struct Limits {
     pub kv_keys: u64,
     /// Key and value bytes the tenant may keep in kv.
     pub kv_bytes: u64,
+    /// SSH pushes of this tenant at once (within `jobs.max_concurrent_pushes`).
+    pub pushes: usize,
+    /// Jobs of this tenant running at once; further call-backs are refused (503).
+    pub jobs: usize,
 }
 
 impl Default for Limits {
@@ -111,6 +117,8 @@ impl Default for Limits {
             plan_steps: 64,
             kv_keys: 10_000,
             kv_bytes: 16 << 20,
+            pushes: 16,
+            jobs: 1024,
         }
     }
 }
@@ -132,6 +140,8 @@ impl RawLimits {
             plan_steps: self.plan_steps.map_or(d.plan_steps, |n| n as usize),
             kv_keys: self.kv_keys.unwrap_or(d.kv_keys),
             kv_bytes: self.kv_kib.map_or(d.kv_bytes, |k| k << 10),
+            pushes: self.pushes.unwrap_or(d.pushes).max(1),
+            jobs: self.jobs.unwrap_or(d.jobs).max(1),
         };
         if limits.instances == 0 {
             return Err(format!(

@@ -11,6 +11,8 @@ pub(super) struct RawJobs {
     job_timeout_s: Option<u64>,
     ssh_connect_timeout_s: Option<u64>,
     ssh_command_timeout_s: Option<u64>,
+    ssh_output_kib: Option<usize>,
+    retention_days: Option<f64>,
 }
 
 /// How jobs run.
@@ -20,6 +22,9 @@ pub struct JobsConfig {
     pub max_concurrent_pushes: usize,
     /// A job that has not finished after this long fails.
     pub job_timeout: Duration,
+    /// Finished jobs, audit entries and delivered webhook events older than this are
+    /// pruned (hourly, and at start).
+    pub retention: Duration,
     pub ssh: SshSettings,
 }
 
@@ -28,6 +33,7 @@ impl Default for JobsConfig {
         JobsConfig {
             max_concurrent_pushes: 64,
             job_timeout: Duration::from_secs(15 * 60),
+            retention: Duration::from_secs(30 * 86_400),
             ssh: SshSettings::default(),
         }
     }
@@ -43,6 +49,10 @@ pub struct SshSettings {
     /// First pause between connection attempts; doubles up to `max_backoff`.
     pub initial_backoff: Duration,
     pub max_backoff: Duration,
+    /// Most output a device may send after one command before the push fails.
+    pub output_bytes: usize,
+    /// Most transcript kept per push; the rest is cut.
+    pub transcript_bytes: usize,
 }
 
 impl Default for SshSettings {
@@ -52,6 +62,8 @@ impl Default for SshSettings {
             command_timeout: Duration::from_secs(30),
             initial_backoff: Duration::from_millis(500),
             max_backoff: Duration::from_secs(10),
+            output_bytes: 4 << 20,
+            transcript_bytes: 1 << 20,
         }
     }
 }
@@ -67,6 +79,17 @@ impl RawJobs {
             job_timeout: self
                 .job_timeout_s
                 .map_or(d.job_timeout, Duration::from_secs),
+            retention: match self.retention_days {
+                None => d.retention,
+                Some(days) if days.is_finite() && (0.0..=36_500.0).contains(&days) => {
+                    Duration::from_secs_f64(days * 86_400.0)
+                }
+                Some(days) => {
+                    return Err(format!(
+                        "jobs.retention_days = {days}: give a number of days from 0 to 36500"
+                    ));
+                }
+            },
             ssh: SshSettings {
                 connect_timeout: self
                     .ssh_connect_timeout_s
@@ -74,6 +97,9 @@ impl RawJobs {
                 command_timeout: self
                     .ssh_command_timeout_s
                     .map_or(ssh.command_timeout, Duration::from_secs),
+                output_bytes: self
+                    .ssh_output_kib
+                    .map_or(ssh.output_bytes, |k| k.max(1) << 10),
                 ..ssh
             },
         };

@@ -9,6 +9,7 @@
 //!   ([`inventory`]), `credentials` ([`credentials`]), `monitoring` and `webhooks`
 //!   ([`monitoring`]) and `dhcp` ([`dhcp`]) tables;
 //! - [`engine`]: `[engine]`; [`jobs`]: `[jobs]`; [`admin`]: `[[admin.tokens]]`, `[api]`;
+//!   [`http`]: `[http]`;
 //! - [`secret`]: how `x`, `x_env` and `x_file` settings are read.
 //!
 //! ```toml
@@ -28,6 +29,7 @@ pub mod admin;
 pub mod credentials;
 pub mod dhcp;
 pub mod engine;
+pub mod http;
 pub mod inventory;
 pub mod jobs;
 pub mod monitoring;
@@ -39,15 +41,16 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-pub use admin::AdminToken;
+pub use admin::{AdminToken, ApiConfig};
 pub use credentials::{CredentialConfig, CredentialSecret};
 pub use dhcp::SubnetConfig;
 pub use engine::{EngineConfig, Limits};
+pub use http::HttpConfig;
 pub use inventory::{InventoryConfig, KeyKind, NetBoxConfig};
 pub use jobs::{JobsConfig, SshSettings};
 pub use monitoring::{HostEvent, PrtgAuth, PrtgConfig, SinkConfig, WebhookConfig};
 pub use secret::{ExposeSecret, SecretString};
-pub use tenant::{CallbackConfig, PolicySlot, SmokeRequest, TenantConfig};
+pub use tenant::{Approval, CallbackConfig, PolicySlot, Reclaim, SmokeRequest, TenantConfig};
 
 /// The demo site's configuration, built into the binary: `ztpd serve` with no `--config`
 /// runs it. Its relative paths point into the source tree ztpd was built from.
@@ -86,6 +89,8 @@ struct RawConfig {
     #[serde(default)]
     api: admin::RawApi,
     #[serde(default)]
+    http: http::RawHttp,
+    #[serde(default)]
     admin: admin::RawAdmin,
     #[serde(default)]
     tenants: Vec<tenant::RawTenant>,
@@ -100,8 +105,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub engine: EngineConfig,
     pub jobs: JobsConfig,
-    /// The bearer token the status API requires, if any.
-    pub api_token: Option<SecretString>,
+    /// The status and admin APIs: their listener and tokens.
+    pub api: ApiConfig,
+    /// Limits every HTTP client is held to.
+    pub http: HttpConfig,
     /// Watch policy and template files and swap in changes.
     pub watch: bool,
     /// Tokens of the admin API.
@@ -186,7 +193,8 @@ impl Config {
         )?;
         let names: Vec<&str> = tenants.iter().map(|t| t.name.as_str()).collect();
         let admin_tokens = raw.admin.validate(&names)?;
-        let api_token = raw.api.validate()?;
+        let api = raw.api.validate(listen, !admin_tokens.is_empty())?;
+        let http = raw.http.validate()?;
         let data_dir = match std::env::var_os(DATA_DIR_ENV) {
             Some(dir) => PathBuf::from(dir),
             None => resolve_path(&raw.data_dir.unwrap_or_else(|| PathBuf::from("ztpd-data"))),
@@ -201,7 +209,8 @@ impl Config {
             data_dir,
             engine,
             jobs: raw.jobs.validate()?,
-            api_token,
+            api,
+            http,
             watch: raw.watch.unwrap_or(true),
             admin_tokens,
             tenants,
@@ -225,6 +234,8 @@ mod tests {
     use super::*;
 
     const MIN: &str = r#"
+[api]
+open = true
 [[tenants]]
 name = "lab"
 policy = "p.wasm"

@@ -60,6 +60,13 @@ pub(super) struct RawTenant {
     settings: BTreeMap<String, toml::Value>,
     /// Folder of files a policy may serve as they are (installer images, firmware).
     files: Option<PathBuf>,
+    /// Networks a plan may push to besides the device's own address.
+    #[serde(default)]
+    push_networks: Vec<ipnet::IpNet>,
+    /// With the built-in DHCP server: answer a MAC's bootfile request only from the
+    /// address leased to that MAC.
+    #[serde(default)]
+    lease_bound: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,7 +75,38 @@ struct RawCallback {
     url: Option<String>,
     token_ttl_s: Option<u64>,
     secret_env: Option<String>,
+    user: Option<String>,
     script_credential: Option<String>,
+    address_field: Option<String>,
+    #[serde(default)]
+    approval: Approval,
+    approval_timeout_s: Option<u64>,
+    #[serde(default)]
+    reclaim: Reclaim,
+}
+
+/// Whether a new device's call-back may start its job at once.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Approval {
+    /// The job starts when the call-back is accepted.
+    #[default]
+    Auto,
+    /// The job waits in `pending-approval` until an operator approves or denies it.
+    Manual,
+}
+
+/// Whether a serial already claimed may be claimed again.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Reclaim {
+    /// Never: any later claim of the serial (another address, another token) is a
+    /// conflict an operator resolves.
+    #[default]
+    Never,
+    /// A new claim from the address of the first, once its job has finished, starts a new
+    /// job (a device re-running ZTP at the same lease); anything else is a conflict.
+    SameAddress,
 }
 
 /// A sample request a new policy version must answer without failing before it goes live.
@@ -99,7 +137,7 @@ pub struct SmokeRequest {
     pub headers: BTreeMap<String, String>,
 }
 
-/// How the IOS XE script calls back, and how its token is checked.
+/// How the IOS XE script calls back, and what a call-back must fit.
 #[derive(Debug, Clone)]
 pub struct CallbackConfig {
     /// Base URL the served script calls back to (`http://192.0.2.1:8080`); none means
@@ -109,8 +147,30 @@ pub struct CallbackConfig {
     /// The token secret, from the environment variable the configuration names; none
     /// means a secret generated once and kept in the database.
     pub secret: Option<SecretString>,
-    /// The credential whose username and password the script creates on the device.
+    /// The temporary user the script creates, with a one-time password per script; a
+    /// plan's ssh-push names it as its credential.
+    pub user: Option<String>,
+    /// A configured credential whose static username and password every script carries
+    /// (explicit opt-in; warned about at start).
     pub script_credential: Option<String>,
+    /// Inventory field holding the address a device calls back from; a call-back for that
+    /// serial from any other address is refused.
+    pub address_field: Option<String>,
+    pub approval: Approval,
+    pub approval_timeout: std::time::Duration,
+    pub reclaim: Reclaim,
+}
+
+impl CallbackConfig {
+    /// The user name of the temporary account the script creates, if any.
+    pub fn script_user(&self, credentials: &BTreeMap<String, CredentialConfig>) -> Option<String> {
+        self.user.clone().or_else(|| {
+            self.script_credential
+                .as_ref()
+                .and_then(|c| credentials.get(c))
+                .map(|c| c.username.clone())
+        })
+    }
 }
 
 /// One policy file and the dialect it answers (none: every dialect without its own).
@@ -147,6 +207,10 @@ pub struct TenantConfig {
     pub settings: BTreeMap<String, String>,
     /// Folder of files a policy may serve (`serve-file` decisions); none: no files.
     pub files: Option<PathBuf>,
+    /// Networks a plan's ssh-push may name besides the device's own address.
+    pub push_networks: Vec<ipnet::IpNet>,
+    /// Answer a MAC only from the address the built-in DHCP server leased to it.
+    pub lease_bound: bool,
 }
 
 impl TenantConfig {
@@ -210,6 +274,26 @@ impl RawTenant {
             return Err(format!(
                 "{what}: callback.script_credential = {c:?} but there is no [tenants.credentials.{c}]"
             ));
+        }
+        if t.callback.user.is_some() && t.callback.script_credential.is_some() {
+            return Err(format!(
+                "{what}: set callback.user (a one-time password per device, recommended) or callback.script_credential (one static password for every device), not both"
+            ));
+        }
+        if let Some(u) = &t.callback.user {
+            let ok = (1..=32).contains(&u.len())
+                && u.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if !ok {
+                return Err(format!(
+                    "{what}: callback.user = {u:?} must be 1-32 letters, digits, '-' or '_' (it becomes a device account)"
+                ));
+            }
+            if t.credentials.contains_key(u) {
+                return Err(format!(
+                    "{what}: callback.user = {u:?} is also a [tenants.credentials.{u}]; plans name the one-time user by that name, so rename one"
+                ));
+            }
         }
         let credentials = t
             .credentials
@@ -300,7 +384,14 @@ impl RawTenant {
                 url: t.callback.url.map(|u| u.trim_end_matches('/').to_owned()),
                 token_ttl_s: t.callback.token_ttl_s.unwrap_or(3600),
                 secret,
+                user: t.callback.user,
                 script_credential: t.callback.script_credential,
+                address_field: t.callback.address_field,
+                approval: t.callback.approval,
+                approval_timeout: std::time::Duration::from_secs(
+                    t.callback.approval_timeout_s.unwrap_or(3600).max(1),
+                ),
+                reclaim: t.callback.reclaim,
             },
             credentials,
             smoke,
@@ -309,6 +400,8 @@ impl RawTenant {
             dhcp,
             settings,
             files: t.files.map(|f| resolve_path(&f)),
+            push_networks: t.push_networks,
+            lease_bound: t.lease_bound,
         })
     }
 }

@@ -227,7 +227,7 @@ mod tests {
     use std::path::Path;
 
     fn tenant(default: bool, policies: Vec<(Option<&str>, &str)>) -> TenantConfig {
-        let text = "[[tenants]]\nname = \"lab\"\npolicy = \"p.wasm\"\ntemplates = \"t\"\ninventory = { file = \"i.json\", key = \"mac\" }\n";
+        let text = "[api]\nopen = true\n[[tenants]]\nname = \"lab\"\npolicy = \"p.wasm\"\ntemplates = \"t\"\ninventory = { file = \"i.json\", key = \"mac\" }\n";
         let mut t = crate::config::Config::parse(text, "x.toml", Path::new("/x"))
             .unwrap()
             .tenants

@@ -598,6 +598,8 @@ mod tests {
 
     fn responder() -> Responder {
         let text = r#"
+[api]
+open = true
 [[tenants]]
 name = "lab"
 policy = "p.wasm"

@@ -125,8 +125,11 @@ pub async fn reply(
             let new = NewJob {
                 request,
                 plan: Some((plan, answer.policy_hash.clone())),
+                nonce: None,
+                pending_approval: false,
             };
-            ctx.runner
+            let submitted = ctx
+                .runner
                 .submit(ctx.service.clone(), new)
                 .await
                 .map_err(|e| {
@@ -135,6 +138,15 @@ pub async fn reply(
                         tenant.name
                     ))
                 })?;
+            if let crate::jobs::Submitted::TenantFull { running } = submitted {
+                return Err(DeviceError::TooManyRequests {
+                    reason: format!(
+                        "tenant {} is provisioning {running} devices, its limit; retry later",
+                        tenant.name
+                    ),
+                    retry_after_s: 30,
+                });
+            }
             match ack {
                 Some(c) => DeviceReply::new(StatusCode::OK, &c.content_type, c.body),
                 None => DeviceReply::new(StatusCode::ACCEPTED, "text/plain", "ACK\n"),

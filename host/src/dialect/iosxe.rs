@@ -11,25 +11,23 @@
 //! DHCP: IOS XE at day zero sends option 60 `ciscopnp` whether it will run ZTP or Cisco
 //! PnP: option 67 starts ZTP (this dialect), option 43 would start PnP.
 
-use http::{HeaderMap, Method, StatusCode, header};
+use http::{HeaderMap, Method, header};
 
 use super::common::{TenantRef, boxed, device_request, reply};
 use super::{
     ClassMatch, Ctx, DeviceError, DeviceHttp, DeviceReply, Dialect, Offer, Route, VendorRule,
 };
-use crate::jobs::{NewJob, Submitted};
+use crate::config::ExposeSecret;
 use crate::model::{Identity, stage};
-use crate::trust::token::TokenError;
 
 /// The dialect's name in the policy contract.
 pub const NAME: &str = "cisco-iosxe";
 
-/// The header a call-back carries its token in.
-pub const TOKEN_HEADER: &str = "x-ztpd-token";
+pub use super::callback::TOKEN_HEADER;
 const SERIAL_HEADER: &str = "x-serial-number";
 
-/// Largest call-back body accepted.
-pub const MAX_CALLBACK_BODY: usize = 64 << 10;
+/// Largest call-back body accepted (IOS XE posts a few hundred bytes of JSON).
+pub const MAX_CALLBACK_BODY: usize = 4 << 10;
 
 pub struct Iosxe;
 
@@ -89,19 +87,33 @@ async fn script(ctx: Ctx, tenant: TenantRef, req: DeviceHttp) -> Result<DeviceRe
             format!("http://{host}")
         }
     };
-    let (username, password) = match tenant
-        .config
-        .callback
-        .script_credential
-        .as_deref()
-        .and_then(|c| tenant.credentials.get(c))
-    {
-        Some(c) => (Some(c.username.clone()), c.secret_text()),
-        None => (None, None),
+    let (token, nonce) = tenant
+        .callback_key
+        .issue(req.source_ip)
+        .map_err(|e| DeviceError::internal(format!("no randomness for a call-back token: {e}")))?;
+    let callback = &tenant.config.callback;
+    // The temporary user the script creates: a one-time password bound to this token, or
+    // (explicitly configured) a static credential.
+    let (username, password) = match (&callback.user, &callback.script_credential) {
+        (Some(user), _) => (
+            Some(user.clone()),
+            Some(
+                tenant
+                    .callback_key
+                    .password(&nonce)
+                    .expose_secret()
+                    .to_owned(),
+            ),
+        ),
+        (None, Some(name)) => match tenant.credentials.get(name) {
+            Some(c) => (Some(c.username.clone()), c.secret_text()),
+            None => (None, None),
+        },
+        (None, None) => (None, None),
     };
     let host_vars = serde_json::json!({
         "callback_url": format!("{base}{}/callback", req.prefix),
-        "token": tenant.callback_key.issue(),
+        "token": token,
         "token_header": "X-Ztpd-Token",
         "username": username,
         "password": password,
@@ -115,59 +127,20 @@ async fn script(ctx: Ctx, tenant: TenantRef, req: DeviceHttp) -> Result<DeviceRe
     reply(&ctx, &tenant, request, answer).await
 }
 
-/// An IOS XE call-back: check the token, ACK at once, provision in the background.
+/// An IOS XE call-back: checked and bound ([`super::callback`]), acknowledged at once,
+/// provisioned in the background. A dry run asks the policy and shows its plan instead.
 async fn callback(
     ctx: Ctx,
     tenant: TenantRef,
     req: DeviceHttp,
 ) -> Result<DeviceReply, DeviceError> {
-    if !ctx.dry_run {
-        let token = req.headers.get(TOKEN_HEADER).and_then(|t| t.to_str().ok());
-        tenant.callback_key.verify(token).map_err(|e| match e {
-            TokenError::Missing => DeviceError::Unauthorized(e.to_string()),
-            _ => DeviceError::Forbidden(e.to_string()),
-        })?;
-    }
     let identity = callback_identity(&req.headers, &req.body, req.source_ip)?;
-    let serial = identity.serial.clone().unwrap_or_default();
     let request = device_request(&tenant, NAME, stage::CALLBACK, identity, &req);
     if ctx.dry_run {
         let answer = ctx.service.decide(&tenant, &request, None).await?;
         return reply(&ctx, &tenant, request, answer).await;
     }
-    // A device calling back again while its job runs: the same job, nothing new to record.
-    if let Some(job) = ctx.runner.running_job(&tenant.name, &serial) {
-        return Ok(ack(&serial, job, true));
-    }
-    let submitted = ctx
-        .runner
-        .submit(
-            ctx.service.clone(),
-            NewJob {
-                request,
-                plan: None,
-            },
-        )
-        .await
-        .map_err(|e| DeviceError::internal(format!("cannot record the call-back: {e}")))?;
-    let (job, already) = match submitted {
-        Submitted::Started(id) => (id, false),
-        Submitted::AlreadyRunning(id) => (id, true),
-    };
-    Ok(ack(&serial, job, already))
-}
-
-/// The call-back acknowledgement (the seed's `{"status": "ACK", "serial": ...}`, plus the job).
-fn ack(serial: &str, job: i64, already_running: bool) -> DeviceReply {
-    DeviceReply::json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "status": "ACK",
-            "serial": serial,
-            "job": job,
-            "already_running": already_running,
-        }),
-    )
+    super::callback::accept(&ctx, &tenant, &req.headers, request).await
 }
 
 /// The identity an IOS XE call-back presents: the serial from `X-Serial-Number` (as the

@@ -13,6 +13,7 @@
 //! [`DeviceReply`]; `http/` mounts their routes.
 
 pub mod arista;
+pub mod callback;
 mod common;
 pub mod iosxe;
 pub mod registry;

@@ -22,7 +22,7 @@ use sha2::{Digest, Sha256};
 
 use super::auth::{AdminCaller, Caller};
 use super::openapi::{
-    Audit, Live, LivePolicy, Policies, Slot, TemplateStored, TenantInfo, Tenants, Uploaded,
+    Audit, Decided, Live, LivePolicy, Policies, Slot, TemplateStored, TenantInfo, Tenants, Uploaded,
 };
 use super::{AppError, AppState};
 use crate::service::{ANY_SLOT, ActivationError, Tenant, slot_name};
@@ -108,6 +108,10 @@ pub(super) fn routes() -> Router<AppState> {
             put(put_template),
         )
         .route("/admin/v1/tenants/{tenant}/devices", get(devices))
+        .route(
+            "/admin/v1/tenants/{tenant}/devices/{serial}/{action}",
+            post(decide_device),
+        )
         .route("/admin/v1/audit", get(audit_log))
         .layer(DefaultBodyLimit::max(MAX_UPLOAD))
 }
@@ -488,4 +492,102 @@ pub(super) async fn audit_log(
         .await
         .map_err(internal)?;
     Ok(Json(Audit { entries }))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+pub(super) struct DeviceDecision {
+    /// In a conflict: the address whose call-back to approve.
+    #[serde(default)]
+    address: Option<String>,
+}
+
+/// An operator's decision about a device: `approve` (a job waiting for approval, or the
+/// call-back from `address` in a conflict), `deny`, `reset` (forget its claims; it must
+/// call back again), `forget-host-key`. Audited.
+#[utoipa::path(post, path = "/admin/v1/tenants/{tenant}/devices/{serial}/{action}", tag = "admin",
+    params(("tenant" = String, Path), ("serial" = String, Path),
+        ("action" = String, Path, description = "approve, deny, reset or forget-host-key")),
+    request_body(content = DeviceDecision, content_type = "application/json"),
+    responses((status = 200, body = Decided), (status = 400), (status = 401), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub(super) async fn decide_device(
+    State(app): State<AppState>,
+    Path((name, serial, action)): Path<(String, String, String)>,
+    AdminCaller(caller): AdminCaller,
+    body: Option<Json<DeviceDecision>>,
+) -> Result<Json<Decided>, AppError> {
+    use crate::jobs::resolve::{Approved, ResolveError};
+    let t = tenant(&app, &caller, &name)?;
+    let address = match body.and_then(|Json(b)| b.address) {
+        Some(a) => Some(
+            a.parse::<std::net::IpAddr>()
+                .map_err(|_| AppError::BadRequest(format!("address {a:?} is not an IP address")))?,
+        ),
+        None => None,
+    };
+    let runner = &app.ctx.runner;
+    let refused = |e: ResolveError| match e {
+        ResolveError::Nothing(_) => AppError::NotFound(e.to_string()),
+        ResolveError::Store(_) => AppError::Internal(e.to_string()),
+        other => AppError::BadRequest(other.to_string()),
+    };
+    let result = match action.as_str() {
+        "approve" => {
+            let approved = runner
+                .approve(&app.ctx.service, &t, &serial, address, &caller.name)
+                .await
+                .map_err(refused)?;
+            match approved {
+                Approved::Pending { job } => format!("approved: job {job} goes on"),
+                Approved::Claim { address, job } => format!(
+                    "approved the call-back from {address}: job {} goes on; the other claims were refused",
+                    job.map_or("-".into(), |j| j.to_string())
+                ),
+            }
+        }
+        "deny" => {
+            let n = runner
+                .deny(&t, &serial, &caller.name)
+                .await
+                .map_err(refused)?;
+            format!("denied: {n} job or claim(s) ended")
+        }
+        "reset" => {
+            let n = runner.reset(&t, &serial).await.map_err(refused)?;
+            format!("reset: {n} claim(s) forgotten; the device must call back again")
+        }
+        "forget-host-key" => {
+            let had = app
+                .ctx
+                .service
+                .stores()
+                .host_keys
+                .forget(&t.name, &serial)
+                .await
+                .map_err(internal)?;
+            if had {
+                "host key forgotten: the next push trusts the key it is shown".to_owned()
+            } else {
+                return Err(AppError::NotFound(format!(
+                    "no host key is recorded for {serial}"
+                )));
+            }
+        }
+        other => {
+            return Err(AppError::NotFound(format!(
+                "no device action {other:?}: use approve, deny, reset or forget-host-key"
+            )));
+        }
+    };
+    audit(
+        &app,
+        &caller,
+        &t,
+        &format!("device.{action}"),
+        &serial,
+        None,
+        result.clone(),
+    )
+    .await;
+    Ok(Json(Decided { result }))
 }

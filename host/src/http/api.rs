@@ -106,6 +106,18 @@ pub(super) async fn device(
         };
     };
     let events = store.events(job.id).await.map_err(internal)?;
+    let claims = match &job.serial {
+        Some(serial) => app
+            .ctx
+            .service
+            .stores()
+            .claims
+            .of_serial(&job.tenant, serial)
+            .await
+            .map_err(internal)?,
+        None => Vec::new(),
+    };
+    let conflict = claims.iter().any(|c| c.state == "contender");
     let mut body = summary(&job);
     if let Some(map) = body.as_object_mut() {
         map.insert("events".into(), json!(events));
@@ -114,6 +126,8 @@ pub(super) async fn device(
         map.insert("pushes".into(), json!(job.pushes));
         map.insert("transcript".into(), json!(job.transcript));
         map.insert("lease".into(), json!(lease));
+        map.insert("claims".into(), json!(claims));
+        map.insert("conflict".into(), json!(conflict));
     }
     Ok(axum::Json(body).into_response())
 }

@@ -85,6 +85,7 @@ async fn serve(
             })?;
         (tenant, String::new())
     };
+    limit_source(&app, source_ip)?;
     admit(&tenant, source_ip)?;
     let (parts, body) = req.into_parts();
     let body = axum::body::to_bytes(body, max_body).await.map_err(|_| {
@@ -110,6 +111,24 @@ fn tenant_segment(path: &str) -> &str {
     path.strip_prefix("/t/")
         .and_then(|rest| rest.split('/').next())
         .unwrap_or_default()
+}
+
+/// Refuse a source address over `http.device_rate_per_source`.
+fn limit_source(app: &AppState, ip: IpAddr) -> Result<(), DeviceError> {
+    let Some(limiter) = &app.source_limit else {
+        return Ok(());
+    };
+    if ip.is_loopback() && !app.limit_loopback {
+        return Ok(());
+    }
+    limiter.check_key(&ip).map_err(|not_until| {
+        use governor::clock::Clock;
+        let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+        DeviceError::TooManyRequests {
+            reason: format!("too many requests from {ip}; retry later"),
+            retry_after_s: wait.as_secs().max(1),
+        }
+    })
 }
 
 /// Refuse a device outside the tenant's source networks, or over its request rate.

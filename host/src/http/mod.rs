@@ -23,8 +23,11 @@ use axum::routing::get;
 pub use admin::MAX_UPLOAD;
 pub use error::AppError;
 
-use crate::config::{AdminToken, SecretString};
+use crate::config::{AdminToken, HttpConfig, SecretString};
 use crate::dialect::{Ctx, Registry};
+
+/// Device requests per source address (governor's keyed GCRA limiter).
+pub type SourceLimiter = governor::DefaultKeyedRateLimiter<std::net::IpAddr>;
 
 /// What every route shares; cheap to clone.
 #[derive(Clone)]
@@ -33,23 +36,57 @@ pub struct AppState {
     pub ctx: Ctx,
     /// The dialects whose routes are mounted.
     pub registry: Registry,
-    /// Bearer token the status API requires, if configured.
+    /// The status API's own bearer token, if configured.
     pub api_token: Option<Arc<SecretString>>,
+    /// The status API answers without a token (`api.open`, loopback only).
+    pub api_open: bool,
+    /// Device requests per source address; none when `http.device_rate_per_source` is 0.
+    pub source_limit: Option<Arc<SourceLimiter>>,
+    /// Limit loopback sources too.
+    pub limit_loopback: bool,
     /// Tokens of the admin API (`/admin/v1`), also accepted by the status API.
     pub admin_tokens: Arc<[AdminToken]>,
 }
 
-/// The device-facing routes, the status API and the admin API.
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/ping", get(ping))
-        .merge(device::routes(&state))
-        .route("/api/v1/devices", get(api::devices))
-        .route("/api/v1/devices/{device}", get(api::device))
-        .route("/api/v1/dhcp", get(api::dhcp))
-        .merge(admin::routes())
-        .fallback(unknown_route)
-        .with_state(state)
+/// The device routes limiter for `http`: none when the rate is 0.
+pub fn source_limiter(http: &HttpConfig) -> Option<Arc<SourceLimiter>> {
+    let rate = std::num::NonZeroU32::new(http.device_rate_per_source)?;
+    let burst = rate.saturating_mul(std::num::NonZeroU32::MIN.saturating_add(1));
+    Some(Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(rate).allow_burst(burst),
+    )))
+}
+
+/// Which routes a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Routes {
+    /// Device routes, status API and admin API on one listener.
+    All,
+    /// Device routes only (the APIs have a listener of their own).
+    Devices,
+    /// The status and admin APIs only.
+    Apis,
+}
+
+/// The router of a listener serving `routes`; every request has `request_timeout`.
+pub fn router(state: AppState, routes: Routes, request_timeout: std::time::Duration) -> Router {
+    let mut r = Router::new().route("/ping", get(ping));
+    if routes != Routes::Apis {
+        r = r.merge(device::routes(&state));
+    }
+    if routes != Routes::Devices {
+        r = r
+            .route("/api/v1/devices", get(api::devices))
+            .route("/api/v1/devices/{device}", get(api::device))
+            .route("/api/v1/dhcp", get(api::dhcp))
+            .merge(admin::routes());
+    }
+    r.fallback(unknown_route).with_state(state).layer(
+        tower_http::timeout::TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ),
+    )
 }
 
 /// A static route in the same binary: the framework's ceiling, for benchmarks and probes.

@@ -76,6 +76,12 @@ pub(crate) struct TemplateStored {
     pub(crate) templates: usize,
 }
 
+/// What an operator's decision did.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Decided {
+    pub(crate) result: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct Audit {
     pub(crate) entries: Vec<AuditEntry>,
@@ -108,6 +114,7 @@ impl Modify for BearerAuth {
         super::admin::rollback,
         super::admin::put_template,
         super::admin::devices,
+        super::admin::decide_device,
         super::admin::audit_log,
         super::api::devices,
         super::api::device,

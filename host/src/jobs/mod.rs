@@ -16,6 +16,7 @@
 //!
 //! The rows themselves live in [`crate::store::jobs`].
 
+pub mod resolve;
 pub mod runner;
 pub mod steps;
 
@@ -28,6 +29,9 @@ pub use runner::{JobRunner, Submitted};
 pub enum JobError {
     #[error("{0}")]
     Failed(String),
+    /// An operator ended the job (denied it); its state is recorded already.
+    #[error("{0}")]
+    Stopped(String),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }

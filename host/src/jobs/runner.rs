@@ -22,6 +22,7 @@ use super::steps::{self, StepCtx};
 use super::{Created, Job, JobError, JobState, JobStore, JobsConfig, NewJob, device_key};
 use crate::monitoring::{HostEvent, JobEvent, Outbox};
 use crate::service::{Outcome, Service};
+use crate::store::claims::Standing;
 use crate::store::jobs::Update;
 use crate::store::{StoreError, Stores};
 
@@ -31,6 +32,10 @@ pub enum Submitted {
     Started(i64),
     /// The device already has a job running: nothing new was started.
     AlreadyRunning(i64),
+    /// The tenant runs as many jobs as it may (`limits.jobs`): nothing was started.
+    TenantFull {
+        running: usize,
+    },
 }
 
 pub(super) struct Inner {
@@ -45,7 +50,12 @@ pub(super) struct Inner {
     pub(super) pushes_in_flight: AtomicUsize,
     pub(super) peak_pushes: AtomicUsize,
     tasks: TaskTracker,
+    /// Woken whenever a conflict or an approval is decided: held jobs look again.
+    held: tokio::sync::Notify,
 }
+
+/// How often a held job looks again without being woken.
+const HOLD_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Cheap to clone; all clones share the same jobs.
 #[derive(Clone)]
@@ -88,6 +98,7 @@ impl JobRunner {
                 pushes_in_flight: AtomicUsize::new(0),
                 peak_pushes: AtomicUsize::new(0),
                 tasks: TaskTracker::new(),
+                held: tokio::sync::Notify::new(),
             }),
         }
     }
@@ -111,6 +122,12 @@ impl JobRunner {
         self.inner.tasks.len()
     }
 
+    /// Wake every held job (a conflict or an approval was decided, or a new conflict
+    /// arrived): each looks at its standing again.
+    pub fn wake_held(&self) {
+        self.inner.held.notify_waiters();
+    }
+
     /// Create a job for this request and start it, unless the device has one running.
     pub async fn submit(
         &self,
@@ -120,6 +137,12 @@ impl JobRunner {
         let key = (new.request.tenant.clone(), device_key(&new.request));
         if let Some(id) = self.active_job(&key) {
             return Ok(Submitted::AlreadyRunning(id));
+        }
+        if let Some(tenant) = service.tenant(&key.0) {
+            let running = self.running_of(&key.0);
+            if running >= tenant.limits.jobs {
+                return Ok(Submitted::TenantFull { running });
+            }
         }
         match self.inner.jobs.create(new).await? {
             Created::Running(id) => Ok(Submitted::AlreadyRunning(id)),
@@ -134,6 +157,24 @@ impl JobRunner {
     /// The running job of a device, if any (answered from memory).
     pub fn running_job(&self, tenant: &str, device: &str) -> Option<i64> {
         self.active_job(&(tenant.to_owned(), device.to_owned()))
+    }
+
+    /// Jobs of `tenant` running now.
+    pub fn running_of(&self, tenant: &str) -> usize {
+        self.inner
+            .active
+            .lock()
+            .map(|a| a.keys().filter(|(t, _)| t == tenant).count())
+            .unwrap_or(0)
+    }
+
+    /// Whether job `id`'s task is running.
+    pub(super) fn is_active(&self, id: i64) -> bool {
+        self.inner
+            .active
+            .lock()
+            .map(|a| a.values().any(|j| *j == id))
+            .unwrap_or(false)
     }
 
     fn active_job(&self, key: &(String, String)) -> Option<i64> {
@@ -173,7 +214,8 @@ impl JobRunner {
                 let timeout = runner.inner.config.job_timeout;
                 match tokio::time::timeout(timeout, runner.drive(&service, job)).await {
                     Ok(Ok(())) => None,
-                    Ok(Err(e)) => Some(e.to_string()),
+                    Ok(Err(JobError::Stopped(why))) => Some((why, true)),
+                    Ok(Err(e)) => Some((e.to_string(), false)),
                     Err(_) => {
                         let state = runner
                             .inner
@@ -183,9 +225,12 @@ impl JobRunner {
                             .ok()
                             .flatten()
                             .map_or("unknown", |j| j.state.as_str());
-                        Some(format!(
-                            "job timed out after {} s in state {state} (jobs.job_timeout_s)",
-                            started.elapsed().as_secs()
+                        Some((
+                            format!(
+                                "job timed out after {} s in state {state} (jobs.job_timeout_s)",
+                                started.elapsed().as_secs()
+                            ),
+                            false,
                         ))
                     }
                 }
@@ -195,14 +240,18 @@ impl JobRunner {
             let _guard = guard;
             // The job runs in its own task so that a panic in it is seen here as an error
             // (and the job recorded as failed) instead of leaving it running forever.
-            let failure = match tokio::spawn(work).await {
-                Ok(failure) => failure,
+            let (failure, recorded) = match tokio::spawn(work).await {
+                Ok(Some((failure, recorded))) => (Some(failure), recorded),
+                Ok(None) => (None, false),
                 Err(e) => {
                     tracing::error!(job = id, "job task ended abnormally: {e}");
-                    Some("internal error in ztpd (see its log)".to_owned())
+                    (
+                        Some("internal error in ztpd (see its log)".to_owned()),
+                        false,
+                    )
                 }
             };
-            if let Some(reason) = &failure {
+            if let Some(reason) = failure.as_ref().filter(|_| !recorded) {
                 tracing::warn!(job = id, "job failed: {reason}");
                 let update = Update {
                     error: Some(reason.clone()),
@@ -263,6 +312,9 @@ impl JobRunner {
         let tenant = service.tenant(&job.tenant).cloned().ok_or_else(|| {
             JobError::failed(format!("tenant {} is no longer configured", job.tenant))
         })?;
+        if job.state == JobState::PendingApproval {
+            self.await_approval(&tenant, &mut job).await?;
+        }
         if job.state == JobState::Received {
             self.plan(service, &tenant, &mut job).await?;
         }
@@ -271,6 +323,9 @@ impl JobRunner {
             .clone()
             .ok_or_else(|| JobError::failed("the job has no plan"))?;
         for (index, step) in plan.steps.iter().enumerate().skip(job.step) {
+            if steps::reaches_out(step) {
+                self.hold(&mut job).await?;
+            }
             let mut ctx = StepCtx {
                 runner: &self.inner,
                 tenant: &tenant,
@@ -286,6 +341,96 @@ impl JobRunner {
             .await?;
         tracing::info!(job = job.id, tenant = %job.tenant, device = %job.device, "job done");
         Ok(())
+    }
+
+    /// Wait until an operator approves the job (it goes on), denies it (it ends), or
+    /// `callback.approval_timeout_s` passes (it fails).
+    async fn await_approval(
+        &self,
+        tenant: &crate::service::Tenant,
+        job: &mut Job,
+    ) -> Result<(), JobError> {
+        let limit = tenant.config.callback.approval_timeout;
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let woken = self.inner.held.notified();
+            let now = self.inner.jobs.get(job.id).await?.map(|j| j.state);
+            match now {
+                Some(JobState::PendingApproval) => {}
+                Some(JobState::Failed) => {
+                    return Err(JobError::Stopped("denied by an operator".into()));
+                }
+                Some(state) => {
+                    job.state = state;
+                    return Ok(());
+                }
+                None => return Err(JobError::failed("the job's record is gone")),
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(JobError::failed(format!(
+                    "not approved within {} s (callback.approval_timeout_s)",
+                    limit.as_secs()
+                )));
+            }
+            tokio::select! {
+                _ = woken => {}
+                _ = tokio::time::sleep(HOLD_POLL) => {}
+                _ = tokio::time::sleep_until(deadline) => {}
+            }
+        }
+    }
+
+    /// Before a step reaches the device or the outside world: go on if the job's claim of
+    /// its serial is bound and uncontested; wait (state `conflict`) while another claim
+    /// contests it; fail if an operator approved another claim or reset the device.
+    async fn hold(&self, job: &mut Job) -> Result<(), JobError> {
+        let (Some(serial), Some(nonce)) = (job.serial.clone(), job.nonce.clone()) else {
+            return Ok(());
+        };
+        let claims = &self.inner.stores.claims;
+        let mut held = false;
+        loop {
+            let woken = self.inner.held.notified();
+            match claims.standing(&job.tenant, &serial, &nonce).await? {
+                Standing::Clear => {
+                    if held {
+                        self.inner
+                            .jobs
+                            .transition(
+                                job.id,
+                                JobState::Planned,
+                                "conflict resolved in this call-back's favour; going on",
+                                Update::default(),
+                            )
+                            .await?;
+                    }
+                    return Ok(());
+                }
+                Standing::Lost => {
+                    return Err(JobError::failed(
+                        "an operator approved another call-back for this serial or reset the device; nothing was sent to this job's address",
+                    ));
+                }
+                Standing::Contested => {
+                    if !held {
+                        self.inner
+                            .jobs
+                            .transition(
+                                job.id,
+                                JobState::Conflict,
+                                "held: another call-back claims this serial; nothing is sent until an operator approves one (ztpd device approve) or resets the device",
+                                Update::default(),
+                            )
+                            .await?;
+                        held = true;
+                    }
+                    tokio::select! {
+                        _ = woken => {}
+                        _ = tokio::time::sleep(HOLD_POLL) => {}
+                    }
+                }
+            }
+        }
     }
 
     async fn plan(

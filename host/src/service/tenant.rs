@@ -80,6 +80,8 @@ pub struct Tenant {
     pub instance_permits: tokio::sync::Semaphore,
     /// Device requests per second, if limited.
     pub rate: Option<RateLimit>,
+    /// This tenant's SSH pushes at once (`limits.pushes`).
+    pub push_permits: tokio::sync::Semaphore,
     /// The configuration it was built from (policy paths, templates folder, smoke request).
     pub config: TenantConfig,
     /// Monitoring sinks by name (`register-monitoring` steps).
@@ -260,6 +262,7 @@ impl Tenant {
             ),
             instance_permits: tokio::sync::Semaphore::new(config.limits.instances),
             rate: config.limits.rate_per_s.map(RateLimit::new),
+            push_permits: tokio::sync::Semaphore::new(config.limits.pushes),
             config: config.clone(),
             policies,
             caps: ArcSwap::from_pointee(caps),

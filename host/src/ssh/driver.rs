@@ -59,23 +59,40 @@ static ANSI: LazyLock<Regex> = LazyLock::new(|| {
         .unwrap_or_else(|e| unreachable!("ANSI regex is valid: {e}"))
 });
 
-/// An interactive shell on the device.
+/// Bytes of a device's output kept for prompt detection: a prompt is looked for in the
+/// tail only, so a device that streams without one costs no rescans of what it sent.
+const TAIL: usize = 4 << 10;
+
+/// A confirmation question a device asks before a destructive change (IOS XE's
+/// `no username` asks `[confirm]`); answered with a newline.
+static CONFIRM: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"(\[confirm\]|\[yes/no\]:?)\s*$")
+        .unwrap_or_else(|e| unreachable!("confirm regex is valid: {e}"))
+});
+
+/// An interactive shell on the device. What it keeps is bounded: the tail of the output
+/// for prompt detection, a per-command output budget, and a capped transcript.
 pub(super) struct Shell {
     channel: russh::Channel<Msg>,
     addr: String,
     timeout: Duration,
-    /// Output not yet consumed.
+    output_limit: usize,
+    transcript_limit: usize,
+    /// The end of the output not yet consumed (at most [`TAIL`] bytes).
     pending: String,
+    /// Bytes received since the last command was sent.
+    received: usize,
     transcript: String,
-    mask: Option<String>,
+    transcript_cut: bool,
+    masks: Vec<String>,
 }
 
 impl Shell {
     pub(super) async fn open(
         handle: &Handle<KeyCheck>,
         addr: &str,
-        timeout: Duration,
-        mask: Option<String>,
+        settings: &crate::config::SshSettings,
+        masks: Vec<String>,
     ) -> Result<Shell, PushError> {
         let session = |detail: String| PushError::Session {
             addr: addr.to_owned(),
@@ -97,19 +114,37 @@ impl Shell {
         Ok(Shell {
             channel,
             addr: addr.to_owned(),
-            timeout,
+            timeout: settings.command_timeout,
+            output_limit: settings.output_bytes,
+            transcript_limit: settings.transcript_bytes,
             pending: String::new(),
+            received: 0,
             transcript: String::new(),
-            mask,
+            transcript_cut: false,
+            masks: masks.into_iter().filter(|m| !m.is_empty()).collect(),
         })
     }
 
     fn record(&mut self, text: &str) {
-        match &self.mask {
-            Some(secret) if !secret.is_empty() => self
-                .transcript
-                .push_str(&text.replace(secret.as_str(), "********")),
-            _ => self.transcript.push_str(text),
+        if self.transcript_cut {
+            return;
+        }
+        let mut text = text.to_owned();
+        for secret in &self.masks {
+            text = text.replace(secret.as_str(), "********");
+        }
+        let room = self.transcript_limit.saturating_sub(self.transcript.len());
+        if text.len() > room {
+            let mut cut = room;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            self.transcript.push_str(&text[..cut]);
+            self.transcript
+                .push_str("\n[transcript cut: over its size limit]\n");
+            self.transcript_cut = true;
+        } else {
+            self.transcript.push_str(&text);
         }
     }
 
@@ -117,8 +152,19 @@ impl Shell {
         self.transcript.clone()
     }
 
-    /// Read until a prompt ends the output; returns the output before the prompt and the
-    /// prompt's last character (`#` or `>`).
+    /// Keep only the tail of `pending`.
+    fn trim(&mut self) {
+        if self.pending.len() > TAIL {
+            let mut cut = self.pending.len() - TAIL;
+            while !self.pending.is_char_boundary(cut) {
+                cut += 1;
+            }
+            self.pending.drain(..cut);
+        }
+    }
+
+    /// Read until a prompt ends the output; returns the output before the prompt (its last
+    /// [`TAIL`] bytes) and the prompt's last character (`#` or `>`).
     async fn until_prompt(&mut self, after: &str) -> Result<(String, char), PushError> {
         let deadline = tokio::time::Instant::now() + self.timeout;
         loop {
@@ -127,10 +173,15 @@ impl Shell {
                     (Some(all), Some(mark)) => (all.start(), mark.as_str()),
                     _ => unreachable!("the prompt regex always captures the prompt"),
                 };
-                let out = self.pending[..start].to_owned();
+                let out = self.pending.get(..start).unwrap_or_default().to_owned();
                 let mark = if mark == ">" { '>' } else { '#' };
                 self.pending.clear();
                 return Ok((out, mark));
+            }
+            if CONFIRM.is_match(&self.pending) {
+                self.pending.clear();
+                self.write("", after).await?;
+                continue;
             }
             let msg = tokio::time::timeout_at(deadline, self.channel.wait()).await;
             match msg {
@@ -144,10 +195,20 @@ impl Shell {
                 }
                 Ok(Some(ChannelMsg::Data { data }))
                 | Ok(Some(ChannelMsg::ExtendedData { data, .. })) => {
+                    self.received += data.len();
+                    if self.received > self.output_limit {
+                        return Err(PushError::TooMuchOutput {
+                            addr: self.addr.clone(),
+                            command: after.to_owned(),
+                            limit_kib: self.output_limit >> 10,
+                            transcript: self.transcript(),
+                        });
+                    }
                     let text = String::from_utf8_lossy(&data).into_owned();
                     self.record(&text);
                     let clean = ANSI.replace_all(&text, "").replace('\r', "");
                     self.pending.push_str(&clean);
+                    self.trim();
                 }
                 Ok(Some(ChannelMsg::Eof | ChannelMsg::Close)) | Ok(None) => {
                     return Err(PushError::Session {
@@ -161,9 +222,7 @@ impl Shell {
         }
     }
 
-    /// Send one line and wait for the next prompt; returns what the device printed
-    /// (without the echo of the line).
-    async fn send(&mut self, line: &str) -> Result<(String, char), PushError> {
+    async fn write(&mut self, line: &str, what: &str) -> Result<(), PushError> {
         let mut bytes = line.as_bytes().to_vec();
         bytes.push(b'\n');
         self.channel
@@ -171,9 +230,16 @@ impl Shell {
             .await
             .map_err(|e| PushError::Session {
                 addr: self.addr.clone(),
-                detail: format!("cannot send `{line}`: {e}"),
+                detail: format!("cannot send `{what}`: {e}"),
                 transcript: self.transcript(),
-            })?;
+            })
+    }
+
+    /// Send one line and wait for the next prompt; returns what the device printed
+    /// (without the echo of the line).
+    async fn send(&mut self, line: &str) -> Result<(String, char), PushError> {
+        self.received = 0;
+        self.write(line, line).await?;
         let (out, mark) = self.until_prompt(line).await?;
         // Devices echo the line; drop the first line of output if it is the echo.
         let answer = match out.split_once('\n') {
@@ -184,13 +250,12 @@ impl Shell {
         Ok((answer, mark))
     }
 
-    /// Log in, turn paging off, enter configuration mode, send `lines`, leave, save.
-    /// Returns the transcript.
+    /// Log in, turn paging off, enter configuration mode, send the lines, remove the
+    /// temporary user, leave, check the user is gone, save. Returns the transcript.
     pub(super) async fn configure(
         &mut self,
         platform: Platform,
-        lines: &[&str],
-        save: bool,
+        push: &super::Push<'_>,
     ) -> Result<String, PushError> {
         let (_, mark) = self.until_prompt("login").await?;
         if mark == '>' {
@@ -202,11 +267,30 @@ impl Shell {
         }
         self.checked(platform, "terminal length 0", None).await?;
         self.checked(platform, "configure terminal", None).await?;
-        for (i, line) in lines.iter().enumerate() {
+        for (i, line) in push.lines.iter().enumerate() {
             self.checked(platform, line, Some(i + 1)).await?;
         }
+        if let Some(user) = &push.remove_user {
+            self.checked(platform, &format!("no username {user}"), None)
+                .await?;
+        }
         self.checked(platform, "end", None).await?;
-        if save {
+        if let Some(user) = &push.remove_user {
+            let check = format!("show running-config | include ^username {user} ");
+            let (out, _) = self.send(&check).await?;
+            let still = out
+                .lines()
+                .any(|l| l.trim_start().starts_with(&format!("username {user} ")));
+            if still {
+                return Err(PushError::UserNotRemoved {
+                    addr: self.addr.clone(),
+                    user: user.clone(),
+                    check,
+                    transcript: self.transcript(),
+                });
+            }
+        }
+        if push.save {
             self.checked(platform, "write memory", None).await?;
         }
         let _ = self.channel.data(&b"exit\n"[..]).await;

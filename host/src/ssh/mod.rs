@@ -171,6 +171,24 @@ pub enum PushError {
         timeout_s: u64,
         transcript: String,
     },
+    #[error(
+        "device {addr} sent more than {limit_kib} KiB after `{command}` (jobs.ssh_output_kib); gave up"
+    )]
+    TooMuchOutput {
+        addr: String,
+        command: String,
+        limit_kib: usize,
+        transcript: String,
+    },
+    #[error(
+        "device {addr} still has the temporary user {user} after the push (`{check}` shows it); not saved"
+    )]
+    UserNotRemoved {
+        addr: String,
+        user: String,
+        check: String,
+        transcript: String,
+    },
     #[error("device {addr}: {detail}")]
     Session {
         addr: String,
@@ -185,6 +203,8 @@ impl PushError {
         match self {
             PushError::Rejected { transcript, .. }
             | PushError::Timeout { transcript, .. }
+            | PushError::TooMuchOutput { transcript, .. }
+            | PushError::UserNotRemoved { transcript, .. }
             | PushError::Session { transcript, .. } => Some(transcript),
             _ => None,
         }
@@ -241,15 +261,37 @@ fn key_refused(target: &Target, addr: String, shown: &str) -> PushError {
     }
 }
 
-/// Push `lines` in configuration mode and save if asked. Retries connecting until
-/// `deadline`; everything after the login happens once.
-pub async fn push(
+/// What to send once logged in.
+#[derive(Debug, Clone)]
+pub struct Push<'a> {
+    pub lines: &'a [&'a str],
+    /// `write memory` at the end.
+    pub save: bool,
+    /// The temporary user the ZTP script created: removed as the last configuration
+    /// line, and its absence checked before saving.
+    pub remove_user: Option<String>,
+    /// Secrets to mask in the transcript (every password of the tenant, the one-time
+    /// password), besides the login's own.
+    pub masks: Vec<String>,
+}
+
+/// A logged-in SSH session, ready for [`Session::configure`].
+pub struct Session {
+    handle: client::Handle<KeyCheck>,
+    addr: String,
+    host_key: String,
+    attempts: u32,
+    login_secret: Option<String>,
+}
+
+/// Connect, check the host key and log in, retrying the connection until `deadline`
+/// (a device that has just run its ZTP script may still be bringing SSH up). Holds no
+/// push slot: a dead address costs this job its time, not other devices their turn.
+pub async fn connect(
     settings: &SshSettings,
     target: &Target,
-    lines: &[&str],
-    save: bool,
     deadline: Instant,
-) -> Result<Pushed, PushError> {
+) -> Result<Session, PushError> {
     let addr = format!("{}:{}", target.host, target.port);
     let expected_text = target.pinned_key.as_ref().or(target.known_key.as_ref());
     let expected = match expected_text {
@@ -359,17 +401,38 @@ pub async fn push(
             });
         }
     }
-    let mask = target.credential.secret_text();
-    let mut shell = driver::Shell::open(&handle, &addr, settings.command_timeout, mask).await?;
-    let result = shell.configure(target.platform, lines, save).await;
-    let _ = handle
-        .disconnect(russh::Disconnect::ByApplication, "done", "en")
-        .await;
-    let transcript = result?;
-    Ok(Pushed {
-        transcript,
+    Ok(Session {
+        handle,
+        addr,
         host_key,
-        lines: lines.len(),
         attempts,
+        login_secret: target.credential.secret_text(),
     })
+}
+
+impl Session {
+    /// Push in configuration mode, remove the temporary user, check it is gone, save.
+    /// Everything here happens once.
+    pub async fn configure(
+        self,
+        settings: &SshSettings,
+        platform: Platform,
+        push: Push<'_>,
+    ) -> Result<Pushed, PushError> {
+        let mut masks = push.masks.clone();
+        masks.extend(self.login_secret.clone());
+        let mut shell = driver::Shell::open(&self.handle, &self.addr, settings, masks).await?;
+        let result = shell.configure(platform, &push).await;
+        let _ = self
+            .handle
+            .disconnect(russh::Disconnect::ByApplication, "done", "en")
+            .await;
+        let transcript = result?;
+        Ok(Pushed {
+            transcript,
+            host_key: self.host_key,
+            lines: push.lines.len(),
+            attempts: self.attempts,
+        })
+    }
 }

@@ -11,8 +11,11 @@ use crate::model::DeviceRequest;
 
 /// Where a job is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum JobState {
+    /// Call-back accepted; an operator must approve the device first
+    /// (`callback.approval = "manual"`).
+    PendingApproval,
     /// Call-back accepted; the policy has not decided yet.
     Received,
     /// The policy returned a plan; steps not started or between steps.
@@ -23,6 +26,9 @@ pub enum JobState {
     Pushing,
     /// Telling other systems: monitoring, the source of truth, webhooks.
     Registering,
+    /// Another call-back claimed the device's serial: held before it reaches the device
+    /// until an operator approves one side or resets the device.
+    Conflict,
     Done,
     Failed,
 }
@@ -30,11 +36,13 @@ pub enum JobState {
 impl JobState {
     pub fn as_str(self) -> &'static str {
         match self {
+            JobState::PendingApproval => "pending-approval",
             JobState::Received => "received",
             JobState::Planned => "planned",
             JobState::Waiting => "waiting",
             JobState::Pushing => "pushing",
             JobState::Registering => "registering",
+            JobState::Conflict => "conflict",
             JobState::Done => "done",
             JobState::Failed => "failed",
         }
@@ -42,11 +50,13 @@ impl JobState {
 
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
+            "pending-approval" => JobState::PendingApproval,
             "received" => JobState::Received,
             "planned" => JobState::Planned,
             "waiting" => JobState::Waiting,
             "pushing" => JobState::Pushing,
             "registering" => JobState::Registering,
+            "conflict" => JobState::Conflict,
             "done" => JobState::Done,
             "failed" => JobState::Failed,
             _ => return None,
@@ -95,6 +105,10 @@ pub struct Job {
     pub transcript: Option<String>,
     pub created_ms: i64,
     pub updated_ms: i64,
+    /// The call-back token's nonce: what the job's claim and one-time password are
+    /// bound to (none for a plan a pull request returned).
+    #[serde(skip)]
+    pub nonce: Option<String>,
     #[serde(skip)]
     pub request: Option<crate::model::DeviceRequest>,
 }
@@ -106,6 +120,45 @@ pub struct NewJob {
     /// A plan the policy already returned (a pull request), or none (a call-back: the
     /// runner asks the policy).
     pub plan: Option<(crate::model::Plan, String)>,
+    /// The call-back token's nonce.
+    pub nonce: Option<String>,
+    /// Wait for an operator's approval before asking the policy.
+    pub pending_approval: bool,
+}
+
+/// Header bytes kept with a stored request (the identity headers come first in size);
+/// a job needs the request to ask the policy again, not every byte a device sent.
+pub const MAX_STORED_HEADERS: usize = 1 << 10;
+/// Body bytes kept with a stored request; a longer body is dropped (call-back bodies are a
+/// few hundred bytes of JSON).
+pub const MAX_STORED_BODY: usize = 1 << 10;
+/// Events kept per job; after that one event says the rest were not recorded.
+pub const MAX_EVENTS: i64 = 200;
+
+/// `r` cut to what a job keeps: headers and query parameters up to
+/// [`MAX_STORED_HEADERS`] bytes each, the body if it is at most [`MAX_STORED_BODY`].
+pub fn bounded(r: &DeviceRequest) -> DeviceRequest {
+    let within = |pairs: &[(String, String)]| {
+        let mut kept = 0;
+        pairs
+            .iter()
+            .filter(|(k, v)| {
+                kept += k.len() + v.len();
+                kept <= MAX_STORED_HEADERS
+            })
+            .cloned()
+            .collect()
+    };
+    DeviceRequest {
+        headers: within(&r.headers),
+        query: within(&r.query),
+        body: if r.body.len() <= MAX_STORED_BODY {
+            r.body.clone()
+        } else {
+            Default::default()
+        },
+        ..r.clone()
+    }
 }
 
 /// The job tables, on the shared database.
@@ -116,7 +169,8 @@ pub struct JobStore {
 
 const COLUMNS: &str =
     "id, tenant, device, serial, mac, source_ip, model, state, step, plan, config,
-    policy_version, error, wait_until_ms, pushes, transcript, request, created_ms, updated_ms";
+    policy_version, error, wait_until_ms, pushes, transcript, request, created_ms, updated_ms,
+    nonce";
 
 fn row_to_job(r: &Row<'_>) -> rusqlite::Result<Job> {
     let state: String = r.get(7)?;
@@ -142,6 +196,7 @@ fn row_to_job(r: &Row<'_>) -> rusqlite::Result<Job> {
         request: request.and_then(|q| serde_json::from_str(&q).ok()),
         created_ms: r.get(17)?,
         updated_ms: r.get(18)?,
+        nonce: r.get(19)?,
     })
 }
 
@@ -183,12 +238,13 @@ impl JobStore {
                         serde_json::to_string(plan).ok(),
                         Some(version.clone()),
                     ),
+                    None if new.pending_approval => (JobState::PendingApproval, None, None),
                     None => (JobState::Received, None, None),
                 };
                 tx.execute(
                     "INSERT INTO jobs (tenant, device, serial, mac, source_ip, model, state, plan,
-                        policy_version, request, created_ms, updated_ms)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
+                        policy_version, request, created_ms, updated_ms, nonce)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, ?12)",
                     params![
                         r.tenant,
                         device,
@@ -199,8 +255,9 @@ impl JobStore {
                         state.as_str(),
                         plan,
                         version,
-                        serde_json::to_string(r).ok(),
-                        now
+                        serde_json::to_string(&bounded(r)).ok(),
+                        now,
+                        new.nonce
                     ],
                 )?;
                 let id = tx.last_insert_rowid();
@@ -208,6 +265,10 @@ impl JobStore {
                     JobState::Received => {
                         format!("call-back from {} accepted", r.identity.source_ip)
                     }
+                    JobState::PendingApproval => format!(
+                        "call-back from {} accepted; waiting for an operator's approval",
+                        r.identity.source_ip
+                    ),
                     _ => format!("plan from {} accepted", r.identity.source_ip),
                 };
                 add_event(&tx, id, state, &message)?;
@@ -243,6 +304,26 @@ impl JobStore {
                 add_event(&tx, id, state, &message)?;
                 tx.commit()?;
                 Ok(())
+            })
+            .await
+    }
+
+    /// An operator approved a job waiting in `pending-approval`: it goes on. False if the
+    /// job was not waiting.
+    pub async fn approve(&self, id: i64, actor: &str) -> Result<bool, StoreError> {
+        let message = format!("approved by {actor}");
+        self.db
+            .with(move |c| {
+                let tx = c.transaction()?;
+                let n = tx.execute(
+                    "UPDATE jobs SET state = 'received', updated_ms = ?2 WHERE id = ?1 AND state = 'pending-approval'",
+                    params![id, now_ms()],
+                )?;
+                if n > 0 {
+                    add_event(&tx, id, JobState::Received, &message)?;
+                }
+                tx.commit()?;
+                Ok(n > 0)
             })
             .await
     }
@@ -400,6 +481,19 @@ impl Update {
 }
 
 fn add_event(c: &Connection, id: i64, state: JobState, message: &str) -> rusqlite::Result<()> {
+    let count: i64 = c.query_row(
+        "SELECT COUNT(*) FROM job_events WHERE job_id = ?1",
+        params![id],
+        |r| r.get(0),
+    )?;
+    // The last event is always kept: it says how the job ended.
+    let message = if count >= MAX_EVENTS && !state.is_finished() {
+        return Ok(());
+    } else if count == MAX_EVENTS - 1 && !state.is_finished() {
+        format!("{message} (further events of this job are not recorded)")
+    } else {
+        message.chars().take(2048).collect()
+    };
     c.execute(
         "INSERT INTO job_events (job_id, at_ms, state, message) VALUES (?1, ?2, ?3, ?4)",
         params![id, now_ms(), state.as_str(), message],

@@ -8,18 +8,22 @@
 //! - [`jobs`]: provisioning jobs and their events; [`host_keys`]: SSH host keys seen on
 //!   first use;
 //! - [`versions`]: policy versions and activations; [`audit`]: the audit log;
-//! - [`outbox`]: webhook events waiting for delivery; [`leases`]: the DHCP server's leases.
+//! - [`claims`]: which address and token speak for a serial (call-back trust);
+//! - [`outbox`]: webhook events waiting for delivery; [`leases`]: the DHCP server's leases;
+//! - [`retention`]: pruning what is older than the retention period.
 //!
 //! rusqlite is blocking; every call runs on tokio's blocking pool so a slow disk never
 //! stalls the request threads. The data directory is created `0700` and the database
 //! `0600`: they hold call-back secrets, configs and transcripts.
 
 pub mod audit;
+pub mod claims;
 pub mod host_keys;
 pub mod jobs;
 pub mod kv;
 pub mod leases;
 pub mod outbox;
+pub mod retention;
 mod schema;
 pub mod secrets;
 pub mod versions;
@@ -67,6 +71,7 @@ pub struct Stores {
     pub host_keys: host_keys::HostKeys,
     pub versions: versions::VersionStore,
     pub audit: audit::AuditLog,
+    pub claims: claims::ClaimStore,
     pub outbox: outbox::OutboxStore,
     pub leases: leases::LeaseStore,
 }
@@ -91,6 +96,7 @@ impl Stores {
             host_keys: host_keys::HostKeys::new(db.clone()),
             versions: versions::VersionStore::new(db.clone(), data_dir),
             audit: audit::AuditLog::new(db.clone()),
+            claims: claims::ClaimStore::new(db.clone()),
             outbox: outbox::OutboxStore::new(db.clone()),
             leases: leases::LeaseStore::new(db.clone()),
             db,

@@ -127,4 +127,30 @@ INSERT OR REPLACE INTO kv_usage (tenant, keys, bytes)
     SELECT tenant, COUNT(*), COALESCE(SUM(LENGTH(CAST(key AS BLOB)) + LENGTH(CAST(value AS BLOB))), 0)
     FROM kv GROUP BY tenant;
 ",
+    // 3: call-back claims (a serial bound to the address and token nonce of its first
+    // accepted call-back; later claims wait as contenders), the nonce a job was started
+    // with, and SSH host keys per device.
+    "
+CREATE TABLE IF NOT EXISTS claims (
+    id         INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant     TEXT NOT NULL,
+    serial     TEXT NOT NULL,
+    source_ip  TEXT NOT NULL,
+    nonce      TEXT NOT NULL,
+    state      TEXT NOT NULL,
+    job_id     INTEGER,
+    request    TEXT,
+    created_ms INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS claims_by_nonce ON claims (tenant, nonce);
+CREATE INDEX IF NOT EXISTS claims_by_serial ON claims (tenant, serial, state);
+ALTER TABLE jobs ADD COLUMN nonce TEXT;
+CREATE TABLE IF NOT EXISTS device_host_keys (
+    tenant  TEXT NOT NULL,
+    device  TEXT NOT NULL,
+    key     TEXT NOT NULL,
+    seen_ms INTEGER NOT NULL,
+    PRIMARY KEY (tenant, device)
+);
+",
 ];

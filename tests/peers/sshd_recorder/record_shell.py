@@ -26,6 +26,13 @@ Answers:
   write memory | write | wr     -> "Building configuration...", "[OK]"
   terminal length 0 / width N   -> nothing
   show version                  -> short IOS XE show version
+  username X ... (config mode)  -> adds local user X (recorded like any config line)
+  no username X (config mode)   -> IOS XE's "[confirm]" question; the next line
+                                   confirms and user X is removed (the line is
+                                   recorded, the confirmation is not)
+  show running-config | include ^username X
+                                -> "username X privilege 15 ..." while X exists; the
+                                   login user exists from the start
   exit | logout (exec mode)     -> session ends
   any line containing ztpd-reject-me     -> caret line +
                                    "% Invalid input detected at '^' marker."
@@ -69,6 +76,9 @@ class Shell:
         self.hostname = hostname
         self.record_mode = record_mode
         self.config = False
+        import getpass
+        self.users = {getpass.getuser()}
+        self.confirming: str | None = None
 
     @property
     def prompt(self) -> str:
@@ -93,8 +103,13 @@ class Shell:
             return f'% Ambiguous command:  "{line.strip()}"\n'
         return None
 
-    def handle(self, line: str) -> bool:
-        """Process one line; return False to end the session."""
+    def handle(self, line: str) -> bool | None:
+        """Process one line; return False to end the session, None to print no prompt
+        (a question waits for its answer)."""
+        if self.confirming is not None:
+            self.users.discard(self.confirming)
+            self.confirming = None
+            return True
         if self.record_mode == "all":
             self.record(line)
         cmd = " ".join(line.split())
@@ -105,10 +120,18 @@ class Shell:
             self.out(err)
             return True
         if self.config:
+            words = cmd.split()
             if cmd == "end":
                 self.config = False
-            elif self.record_mode == "config":
+                return True
+            if self.record_mode == "config":
                 self.record(line)
+            if words[:1] == ["username"] and len(words) > 1:
+                self.users.add(words[1])
+            if words[:2] == ["no", "username"] and len(words) > 2:
+                self.confirming = words[2]
+                self.out("This operation will remove all username related configurations with same name.Do you want to continue? [confirm]")
+                return None
             return True
         if cmd in ("configure terminal", "conf t", "config t", "configure t"):
             self.out("Enter configuration commands, one per line.  End with CNTL/Z.\n")
@@ -117,6 +140,11 @@ class Shell:
             self.out("Building configuration...\n[OK]\n")
         elif cmd.startswith("terminal length ") or cmd.startswith("terminal width ") or cmd == "enable":
             pass
+        elif cmd.startswith("show running-config | include ^username "):
+            wanted = cmd.rsplit(" ", 1)[-1]
+            for user in sorted(self.users):
+                if user == wanted:
+                    self.out(f"username {user} privilege 15 secret 9 $9$recorder\n")
         elif cmd in ("show version", "sh ver"):
             self.out(SHOW_VERSION.format(host=self.hostname))
         elif cmd in ("exit", "logout", "quit"):
@@ -134,9 +162,11 @@ class Shell:
             if not raw:  # EOF: client closed the channel or sent ^D
                 return 0
             line = raw.rstrip(b"\r\n").decode("utf-8", errors="surrogateescape")
-            if not self.handle(line):
+            handled = self.handle(line)
+            if handled is False:
                 return 0
-            self.out(self.prompt)
+            if handled:
+                self.out(self.prompt)
 
 
 def main() -> int:

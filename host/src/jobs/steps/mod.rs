@@ -52,6 +52,12 @@ pub(super) async fn run(ctx: &mut StepCtx<'_>, step: &Step) -> Result<(), JobErr
     }
 }
 
+/// Whether a step reaches the device or the outside world (and so waits while the
+/// device's serial is in conflict). Rendering and waiting stay inside ztpd.
+pub(super) fn reaches_out(step: &Step) -> bool {
+    !matches!(step, Step::Render(_) | Step::Wait { .. })
+}
+
 /// One line naming a plan's steps, for the job's event log.
 pub(super) fn summary(steps: &[Step]) -> String {
     if steps.is_empty() {
