@@ -98,8 +98,10 @@ test-root:
 render mac: policies
     cargo run -q -p ztpd -- render --header "X-Arista-SystemMAC: {{mac}}"
 
-# Benchmarks: ztpd vs the baseline Python servers, and the in-process policy call.
+# (wrk, the load generator, comes from Debian: installed with apt when missing, which needs root.)
+# Benchmarks: ztpd vs the baseline Python servers (bench/baseline), and the in-process policy call.
 bench: policies venv
+    @command -v wrk >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk)
     cargo build --release -p ztpd
     cargo bench -p ztpd --bench policy_call
     {{venv}}/bin/python bench/run.py
