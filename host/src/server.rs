@@ -15,8 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use axum::extract::ConnectInfo;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt;
@@ -36,7 +35,7 @@ const DRAIN: Duration = Duration::from_secs(10);
 
 /// Most bytes of a request line and headers (hyper's read buffer; its default is 400 KiB):
 /// more is answered 431. No device sends a fraction of this.
-const MAX_HEAD_BYTES: usize = 64 << 10;
+const MAX_HEAD_BYTES: usize = crate::http::MAX_HEADER_BYTES;
 
 /// Most header lines in one request (hyper's default is 100): more is answered 431.
 const MAX_HEADERS: usize = 64;
@@ -298,9 +297,10 @@ async fn serve(
     http: HttpConfig,
     mut stopped: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // HTTP/1.1 only: devices speak nothing else, and protocol detection would wait for
+    // bytes with no deadline of its own.
+    let mut builder = hyper::server::conn::http1::Builder::new();
     builder
-        .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(http.header_timeout)
         .max_buf_size(MAX_HEAD_BYTES)
@@ -342,10 +342,7 @@ async fn serve(
                     req
                 });
         let service = hyper_util::service::TowerToHyperService::new(service);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
             let _ = conn.await;
             drop(permit);

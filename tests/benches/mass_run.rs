@@ -20,15 +20,7 @@ const CALLERS: usize = 200;
 const LIMIT: Duration = Duration::from_secs(300);
 
 fn vm_hwm_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|n| n.parse().ok())
-        })
-        .unwrap_or(0)
+    ztpd_e2e::proc_kib(pid, "VmHWM")
 }
 
 #[tokio::main]

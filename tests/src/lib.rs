@@ -1,6 +1,7 @@
 //! Shared test environment for ztpd's end-to-end tests: where the built policies are, a
 //! per-test temporary folder, and a real ztpd server on a loopback port.
 
+pub mod flood;
 pub mod netbox;
 pub mod netns;
 pub mod peers;
@@ -446,6 +447,20 @@ impl Drop for ZtpdProcess {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// A memory figure of process `pid` from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`: the
+/// peak resident set); 0 if it cannot be read.
+pub fn proc_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.strip_prefix(field).is_some_and(|r| r.starts_with(':')))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
 }
 
 /// An HTTP client with a timeout, so a hung server fails the test instead of hanging it.

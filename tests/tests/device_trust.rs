@@ -366,3 +366,187 @@ async fn manual_approval_waits_then_approve_pushes_and_deny_does_not() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(connections(&sim), 1, "nothing pushed to the denied device");
 }
+
+#[tokio::test]
+async fn the_status_api_needs_a_token_and_a_tenant_token_sees_its_tenant() {
+    let dir = temp_dir("trust-status");
+    let sim = SimDevices::start(&dir, "ztp", "status-pw").await.unwrap();
+    let other = "FOC2111B011";
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let inv_a = iosxe_inventory(&dir.join("a"), &[SERIAL], sim.addr.port(), 0);
+    let inv_b = iosxe_inventory(&dir.join("b"), &[other], sim.addr.port(), 0);
+    let b = iosxe_config(&inv_b, "status-pw", "");
+    let b = b
+        .get(b.find("[[tenants]]").unwrap()..)
+        .unwrap()
+        .replace("name = \"default\"\ndefault = true\n", "name = \"b\"\n");
+    // No `api.open`: the status API takes the admin tokens only.
+    let config = format!(
+        "{}{b}\n[[admin.tokens]]\nname = \"ops\"\ntoken = \"{OPS}\"\n[[admin.tokens]]\nname = \"b-ci\"\ntenant = \"b\"\ntoken = \"b-token-device-trust-01\"\n",
+        iosxe_config(&inv_a, "status-pw", "")
+    );
+    let srv = TestServer::start("trust-status", &config).await;
+    for (prefix, serial) in [("", SERIAL), ("/t/b", other)] {
+        let token =
+            script_token(&ztpd_e2e::get_text(&srv.url(&format!("{prefix}/script.py"))).await);
+        let r = ztpd_e2e::client()
+            .post(srv.url(&format!("{prefix}/callback")))
+            .header("X-Serial-Number", serial)
+            .header("X-Ztpd-Token", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{serial}");
+    }
+    let get = |path: &str, token: Option<&str>| {
+        let mut req = ztpd_e2e::client().get(srv.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        req.send()
+    };
+    // Wait for both jobs with the operator's token.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let v: serde_json::Value = get("/api/v1/devices", Some(OPS))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let done = v["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["state"] == "done")
+            .count();
+        if done == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{v:#}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    // Without a token, or with a wrong one: refused, and nothing of a device is shown.
+    for path in ["/api/v1/devices", &format!("/api/v1/devices/{SERIAL}")] {
+        let r = get(path, None).await.unwrap();
+        assert_eq!(r.status(), 401, "{path}");
+        let body = r.text().await.unwrap();
+        assert!(!body.contains(SERIAL) && !body.contains(HOSTNAME), "{body}");
+    }
+    let r = get("/api/v1/devices", Some("a-wrong-token-of-enough-length"))
+        .await
+        .unwrap();
+    assert!(matches!(r.status().as_u16(), 401 | 403), "{}", r.status());
+
+    // Tenant b's token sees b's device only.
+    let v: serde_json::Value = get("/api/v1/devices", Some("b-token-device-trust-01"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let devices: Vec<&str> = v["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["device"].as_str())
+        .collect();
+    assert_eq!(devices, [other]);
+    let r = get(
+        &format!("/api/v1/devices/{SERIAL}"),
+        Some("b-token-device-trust-01"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404, "another tenant's device is not found");
+
+    // The failed attempts are in the audit log.
+    let audit: serde_json::Value = get("/admin/v1/audit", Some(OPS))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let failed = audit["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "auth.failed")
+        .count();
+    assert!(failed >= 3, "{audit:#}");
+}
+
+#[tokio::test]
+async fn claims_from_a_dead_address_do_not_delay_genuine_devices() {
+    let dir = temp_dir("trust-dead");
+    for sub in ["a", "b"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    let sim = SimDevices::start(&dir, "ztp", "dead-pw").await.unwrap();
+    // Eight serials the attacker claims from 127.0.0.2, where no SSH listens, and one
+    // genuine device per tenant on 127.0.0.1.
+    let junk: Vec<String> = (0..8).map(|i| format!("FOC99DEAD{i:02}")).collect();
+    let mut a_serials: Vec<&str> = junk.iter().map(String::as_str).collect();
+    a_serials.push(SERIAL);
+    let other = "FOC2111B011";
+    let inv_a = iosxe_inventory(&dir.join("a"), &a_serials, sim.addr.port(), 0);
+    let inv_b = iosxe_inventory(&dir.join("b"), &[other], sim.addr.port(), 0);
+    let b = iosxe_config(&inv_b, "dead-pw", "");
+    let b = b
+        .get(b.find("[[tenants]]").unwrap()..)
+        .unwrap()
+        .replace("name = \"default\"\ndefault = true\n", "name = \"b\"\n");
+    // As many push slots as dead claims, globally and for the tenant.
+    let config = format!(
+        "{}{b}",
+        iosxe_config(
+            &inv_a,
+            "dead-pw",
+            "[jobs]\nmax_concurrent_pushes = 8\njob_timeout_s = 120\nssh_connect_timeout_s = 2\n"
+        )
+        .replace(
+            "[tenants.policies]",
+            "limits = { pushes = 8 }\n[tenants.policies]"
+        )
+    );
+    let srv = TestServer::start("trust-dead", &config).await;
+    for serial in &junk {
+        let (token, _) = fetch_from(&srv, ATTACKER).await;
+        assert_eq!(
+            callback_from(&srv, ATTACKER, serial, &token).await.status(),
+            200
+        );
+    }
+    for serial in &junk {
+        wait_state(&srv, serial, "pushing").await;
+    }
+    // The genuine devices of both tenants are provisioned promptly.
+    let started = Instant::now();
+    for (prefix, serial) in [("", SERIAL), ("/t/b", other)] {
+        let script = ztpd_e2e::get_text(&srv.url(&format!("{prefix}/script.py"))).await;
+        let r = ztpd_e2e::client()
+            .post(srv.url(&format!("{prefix}/callback")))
+            .header("X-Serial-Number", serial)
+            .header("X-Ztpd-Token", script_token(&script))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{serial}");
+    }
+    for serial in [SERIAL, other] {
+        let job = wait_for_job(&srv.base, serial, Duration::from_secs(30)).await;
+        assert_eq!(job["state"], "done", "{job:#}");
+    }
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(10),
+        "genuine devices took {took:?} beside 8 dead claims"
+    );
+    // The dead claims are still trying: they held no slot while they did.
+    for serial in &junk {
+        assert_eq!(status(&srv, serial).await["state"], "pushing", "{serial}");
+    }
+}

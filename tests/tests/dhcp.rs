@@ -19,6 +19,8 @@ const ARISTA_FIXED_IP: &str = "192.0.2.50";
 const ARISTA_CLASS: &str = "Arista;DCS-7050SX3-48YC8;01.00;JPE00000001";
 const CISCO_MAC: &str = "00:1e:7a:00:00:01";
 const SERVER: &str = "http://192.0.2.1:8080";
+/// The status API: its own listener on loopback in the server's namespace.
+const API: &str = "http://127.0.0.1:8081";
 
 /// The seed's first switch, with a fixed address in `dhcp_ip`.
 fn arista_inventory(dir: &Path) -> PathBuf {
@@ -39,6 +41,9 @@ fn site_config(dir: &Path, dhcp: &str) -> PathBuf {
     let text = format!(
         r#"
 watch = false
+[api]
+listen = "127.0.0.1:8081"
+open = true
 [[tenants]]
 name = "default"
 default = true
@@ -162,7 +167,7 @@ relay = ["198.51.100.1"]
     }
 
     fn status(&self, device: &str) -> serde_json::Value {
-        let text = self.get(&self.srv, &format!("{SERVER}/api/v1/devices/{device}"), &[]);
+        let text = self.get(&self.srv, &format!("{API}/api/v1/devices/{device}"), &[]);
         serde_json::from_str(&text).unwrap_or_else(|e| panic!("status JSON: {e}: {text}"))
     }
 }
@@ -395,8 +400,8 @@ fn leases_survive_a_restart() {
 
 #[test]
 #[ignore = "needs root, network namespaces and Debian's DHCP tools; `just test` runs it as root (cargo test -p ztpd-e2e --test dhcp -- --ignored)"]
-fn a_full_pool_is_logged_and_counted() {
-    let test = "a_full_pool_is_logged_and_counted";
+fn a_full_pool_is_logged_counted_and_freed_after_the_offer_hold() {
+    let test = "a_full_pool_is_logged_counted_and_freed_after_the_offer_hold";
     require(test, &["ip", "python3", "curl"]);
     let lab = relay_lab("dhcp-full");
     // Ten addresses in the relayed range: ten devices get offers, the eleventh none.
@@ -427,9 +432,29 @@ try:\n    s.recvfrom(4096)\n    print('answered')\nexcept socket.timeout:\n    p
         "{log}"
     );
     let dhcp: serde_json::Value =
-        serde_json::from_str(&lab.get(&lab.srv, &format!("{SERVER}/api/v1/dhcp"), &[]))
-            .expect("JSON");
+        serde_json::from_str(&lab.get(&lab.srv, &format!("{API}/api/v1/dhcp"), &[])).expect("JSON");
     assert_eq!(dhcp["pool_full"]["198.51.100.0/24"], 1, "{dhcp:#}");
+
+    // The ten were offers nobody requested (spoofed MACs): once the offer hold (10 s)
+    // has passed, the pool has room again.
+    std::thread::sleep(std::time::Duration::from_millis(10_500));
+    let (_, offer) = relay_exchange(&lab, &packet);
+    assert_eq!(offer.opts().msg_type(), Some(MessageType::Offer));
+
+    // The relay's packet sent from another host on the link: dropped.
+    let spoofed = code.replace("s.bind(('198.51.100.1', 67))", "s.bind(('192.0.2.2', 67))");
+    let packet = relayed(MessageType::Discover, [2, 0, 0, 0, 0, 98], None);
+    let hex: String = packet.iter().map(|b| format!("{b:02x}")).collect();
+    let out = lab
+        .cli
+        .exec("python3", &["-c", &spoofed, &hex])
+        .expect("python3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "no answer");
+    assert!(
+        lab.log().contains("no subnet here is relayed through it"),
+        "{}",
+        lab.log()
+    );
 }
 
 /// Two tenants: the default one with both dialects and fixed addresses, `lab` with IOS XE
@@ -658,7 +683,9 @@ fn serve_once(lab: &Lab, interface: &str, as_nobody: bool, name: &str) -> (bool,
         .replace(
             &format!("interface = \"{}\"", lab.srv_if),
             &format!("interface = \"{interface}\""),
-        );
+        )
+        // The lab's own ztpd holds the API port in this namespace.
+        .replace("127.0.0.1:8081", "127.0.0.1:8082");
     let config = dir.join("ztpd.toml");
     std::fs::write(&config, text).expect("write config");
     let binary = ztpd_e2e::ztpd_binary();

@@ -153,14 +153,18 @@ async fn wrong_tokens_are_reported_naming_netbox_and_its_answer() {
             .await
             .unwrap();
         assert_eq!(resp.status(), 500);
+        // The device is told little; the log line of its request says what happened.
         let text = resp.text().await.unwrap();
+        assert!(!text.contains("NetBox"), "{text}");
+        let line = ztpd_e2e::log_of_reply(&text);
         assert!(
-            text.contains("NetBox refused the API token")
-                && text.contains(&format!("{}/api/dcim/devices/", nb.url))
-                && text.contains("403"),
-            "{text}"
+            line.contains("NetBox refused the API token")
+                && line.contains(&format!("{}/api/dcim/devices/", nb.url))
+                && line.contains("403"),
+            "{line}"
         );
         assert!(!text.contains(&wrong), "the token is in the reply: {text}");
+        assert!(!line.contains(&wrong), "the token is in the log: {line}");
     }
 }
 

@@ -103,6 +103,33 @@ pub struct Responder {
     subnets: Vec<Served>,
     leases: LeaseStore,
     registry: Registry,
+    /// Packets per client MAC ([`PER_MAC_PER_S`], burst [`PER_MAC_BURST`]).
+    per_mac: MacLimiter,
+}
+
+/// A client MAC may send this many packets a second on average...
+const PER_MAC_PER_S: u32 = 1;
+/// ...and this many in a burst: a booting client sends a DISCOVER and a REQUEST, and
+/// retransmits after 4, 8, 16 s; past it, its packets are dropped (and logged).
+const PER_MAC_BURST: u32 = 8;
+
+/// MACs the per-MAC limiter remembers; past this (a flood of spoofed MACs) it starts
+/// afresh, so its memory stays bounded (a few MB).
+const MAX_TRACKED_MACS: usize = 65_536;
+
+/// The per-MAC limiter, replaced by a fresh one when it tracks too many MACs.
+type MacLimiter = arc_swap::ArcSwap<governor::DefaultKeyedRateLimiter<Mac>>;
+
+fn fresh_mac_limiter() -> Arc<governor::DefaultKeyedRateLimiter<Mac>> {
+    let per_s = std::num::NonZeroU32::new(PER_MAC_PER_S).unwrap_or(std::num::NonZeroU32::MIN);
+    let burst = std::num::NonZeroU32::new(PER_MAC_BURST).unwrap_or(std::num::NonZeroU32::MIN);
+    Arc::new(governor::RateLimiter::keyed(
+        governor::Quota::per_second(per_s).allow_burst(burst),
+    ))
+}
+
+fn mac_limiter() -> MacLimiter {
+    arc_swap::ArcSwap::new(fresh_mac_limiter())
 }
 
 /// The running server; its sockets close when it is dropped.
@@ -195,6 +222,7 @@ impl Responder {
             subnets,
             leases,
             registry,
+            per_mac: mac_limiter(),
         })
     }
 
@@ -219,20 +247,43 @@ impl Responder {
             return None;
         };
         let giaddr = msg.giaddr();
+        // A relayed packet counts only if its giaddr is a relay configured for a subnet
+        // and it came from one of that subnet's relays: anyone else could name any
+        // subnet and draw its addresses.
         let served = if giaddr.is_unspecified() {
             self.subnets.iter().find(|s| s.subnet.relay.is_empty())
         } else {
-            self.subnets
-                .iter()
-                .find(|s| s.subnet.reached_through(giaddr))
+            self.subnets.iter().find(|s| {
+                s.subnet.relay.contains(&giaddr)
+                    && matches!(from.ip(), std::net::IpAddr::V4(ip) if s.subnet.relay.contains(&ip))
+            })
         };
         let Some(served) = served else {
-            drop(&format!("no subnet served here for giaddr {giaddr}"));
+            drop(&format!(
+                "giaddr {giaddr} from {}: no subnet here is relayed through it (tenants.dhcp.relay)",
+                from.ip()
+            ));
             return None;
         };
         let mut octets = [0u8; 6];
         octets.copy_from_slice(msg.chaddr());
         let mac = Mac::from_octets(octets);
+        let limiter = self.per_mac.load();
+        if limiter.len() > MAX_TRACKED_MACS {
+            limiter.retain_recent();
+            if limiter.len() > MAX_TRACKED_MACS {
+                tracing::warn!(
+                    "DHCP on {iface}: over {MAX_TRACKED_MACS} client MACs seen within seconds (spoofed?); per-MAC limits start afresh"
+                );
+                self.per_mac.store(fresh_mac_limiter());
+            }
+        }
+        if self.per_mac.load().check_key(&mac).is_err() {
+            drop(&format!(
+                "client {mac} sends more than {PER_MAC_BURST} packets in a burst"
+            ));
+            return None;
+        }
         let vendor_class = match msg.opts().get(OptionCode::ClassIdentifier) {
             Some(DhcpOption::ClassIdentifier(v)) => Some(v.clone()),
             _ => None,
@@ -597,6 +648,12 @@ mod tests {
     use crate::store::Db;
 
     fn responder() -> Responder {
+        responder_holding(crate::store::leases::OFFER_HOLD_MS)
+    }
+
+    /// A responder for 192.0.2.0/24 (two dynamic addresses, relay 198.51.100.1) whose
+    /// offers hold for `hold_ms`.
+    fn responder_holding(hold_ms: i64) -> Responder {
         let text = r#"
 [api]
 open = true
@@ -610,15 +667,22 @@ subnet = "192.0.2.0/24"
 range = ["192.0.2.100", "192.0.2.101"]
 router = "192.0.2.1"
 server_url = "http://192.0.2.1:8080"
+[[tenants.dhcp]]
+subnet = "203.0.113.0/24"
+range = ["203.0.113.100", "203.0.113.110"]
+router = "203.0.113.1"
+server_url = "http://192.0.2.1:8080"
+relay = ["198.51.100.1"]
 "#;
         let config = Config::parse(text, "x.toml", std::path::Path::new("/x")).unwrap();
-        let leases = LeaseStore::new(Db::in_memory().unwrap());
+        let leases = LeaseStore::new(Db::in_memory().unwrap()).with_offer_hold_ms(hold_ms);
         Responder {
             interface: "test".into(),
             server_ip: Ipv4Addr::new(192, 0, 2, 1),
             subnets: served(&config, None).unwrap(),
             leases,
             registry: Registry::builtin(),
+            per_mac: mac_limiter(),
         }
     }
 
@@ -737,25 +801,85 @@ server_url = "http://192.0.2.1:8080"
         let mut long_hw = good.clone();
         long_hw[2] = 200;
         assert!(r.handle(&long_hw, from()).await.is_none());
-        // The server still answers afterwards.
-        assert!(r.handle(&good, from()).await.is_some());
+        // The server still answers afterwards (another client: this one is past its
+        // per-MAC burst by now).
+        let fresh = request(MessageType::Discover, [2, 0, 0, 0, 0, 10], Some("ciscopnp"));
+        assert!(r.handle(&fresh, from()).await.is_some());
+    }
+
+    fn relayed(giaddr: Ipv4Addr, mac_last: u8) -> Vec<u8> {
+        let mut m = decoded(&request(
+            MessageType::Discover,
+            [2, 0, 0, 0, 1, mac_last],
+            None,
+        ));
+        m.set_giaddr(giaddr);
+        let mut p = Vec::new();
+        m.encode(&mut Encoder::new(&mut p)).unwrap();
+        p
     }
 
     #[tokio::test]
-    async fn relayed_requests_go_back_to_the_relay() {
+    async fn relayed_requests_count_only_from_a_configured_relay() {
         let r = responder();
-        let mut m = decoded(&request(MessageType::Discover, [2, 0, 0, 0, 0, 7], None));
-        m.set_giaddr(Ipv4Addr::new(192, 0, 2, 254));
-        let mut p = Vec::new();
-        m.encode(&mut Encoder::new(&mut p)).unwrap();
-        let (_, to) = r.handle(&p, from()).await.unwrap();
-        assert_eq!(to, SocketAddrV4::new(Ipv4Addr::new(192, 0, 2, 254), 67));
-        m.set_giaddr(Ipv4Addr::new(203, 0, 113, 1));
-        let mut p = Vec::new();
-        m.encode(&mut Encoder::new(&mut p)).unwrap();
+        let relay = Ipv4Addr::new(198, 51, 100, 1);
+        let from_relay: SocketAddr = "198.51.100.1:67".parse().unwrap();
+        let (reply, to) = r.handle(&relayed(relay, 1), from_relay).await.unwrap();
+        assert_eq!(to, SocketAddrV4::new(relay, 67), "answered to the relay");
         assert!(
-            r.handle(&p, from()).await.is_none(),
-            "no subnet behind that relay"
+            (Ipv4Addr::new(203, 0, 113, 100)..=Ipv4Addr::new(203, 0, 113, 110))
+                .contains(&decoded(&reply).yiaddr()),
+            "from the relayed subnet"
         );
+        // The relay's giaddr sent by another host: dropped.
+        let spoofer: SocketAddr = "192.0.2.50:68".parse().unwrap();
+        assert!(r.handle(&relayed(relay, 2), spoofer).await.is_none());
+        // A giaddr that is not a configured relay (even one inside a served subnet).
+        for giaddr in [Ipv4Addr::new(192, 0, 2, 254), Ipv4Addr::new(203, 0, 113, 1)] {
+            let from = SocketAddr::new(giaddr.into(), 67);
+            assert!(
+                r.handle(&relayed(giaddr, 3), from).await.is_none(),
+                "{giaddr}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn spoofed_discovers_hold_the_pool_only_for_the_offer_hold() {
+        let r = responder_holding(800);
+        // Two spoofed MACs take both dynamic addresses of 192.0.2.0/24 as offers.
+        for last in [1, 2] {
+            let offer = r
+                .handle(
+                    &request(MessageType::Discover, [6, 6, 6, 6, 6, last], None),
+                    from(),
+                )
+                .await;
+            assert!(offer.is_some());
+        }
+        let genuine = request(MessageType::Discover, [0, 0x1c, 0x73, 0, 0, 9], None);
+        assert!(r.handle(&genuine, from()).await.is_none(), "pool full");
+        // Once the hold has passed, the genuine client is offered an address.
+        tokio::time::sleep(std::time::Duration::from_millis(900)).await;
+        let (reply, _) = r.handle(&genuine, from()).await.unwrap();
+        assert_eq!(decoded(&reply).opts().msg_type(), Some(MessageType::Offer));
+    }
+
+    #[tokio::test]
+    async fn one_mac_past_its_burst_is_dropped_and_others_are_served() {
+        let r = responder();
+        let noisy = request(MessageType::Discover, [2, 0, 0, 0, 9, 9], None);
+        let answered = {
+            let mut n = 0;
+            for _ in 0..30 {
+                if r.handle(&noisy, from()).await.is_some() {
+                    n += 1;
+                }
+            }
+            n
+        };
+        assert_eq!(answered, PER_MAC_BURST as usize);
+        let other = request(MessageType::Discover, [2, 0, 0, 0, 9, 8], None);
+        assert!(r.handle(&other, from()).await.is_some());
     }
 }

@@ -81,12 +81,40 @@ pub fn router(state: AppState, routes: Routes, request_timeout: std::time::Durat
             .route("/api/v1/dhcp", get(api::dhcp))
             .merge(admin::routes());
     }
-    r.fallback(unknown_route).with_state(state).layer(
-        tower_http::timeout::TimeoutLayer::with_status_code(
+    r.fallback(unknown_route)
+        .with_state(state)
+        .layer(axum::middleware::from_fn(bounded_head))
+        .layer(tower_http::timeout::TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,
             request_timeout,
-        ),
-    )
+        ))
+}
+
+/// Most bytes of header names and values one request may carry. hyper's read buffer is
+/// capped near this too (`server::MAX_HEAD_BYTES`), but a head that arrives in one burst
+/// can pass that cap before it is parsed; this makes the bound exact.
+pub const MAX_HEADER_BYTES: usize = 64 << 10;
+
+/// `431` for a request whose headers add up to more than [`MAX_HEADER_BYTES`].
+async fn bounded_head(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let size: usize = req
+        .headers()
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len())
+        .sum();
+    if size > MAX_HEADER_BYTES {
+        tracing::debug!(
+            size,
+            "request refused: headers over {MAX_HEADER_BYTES} bytes"
+        );
+        return axum::response::IntoResponse::into_response(
+            axum::http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+        );
+    }
+    next.run(req).await
 }
 
 /// A static route in the same binary: the framework's ceiling, for benchmarks and probes.

@@ -15,8 +15,9 @@ use rusqlite::{Connection, OptionalExtension, Row, params};
 use super::{Db, StoreError};
 use crate::clock::now_ms;
 
-/// How long an offer holds its address for the client's REQUEST.
-pub const OFFER_HOLD_MS: i64 = 60_000;
+/// How long an offer holds its address for the client's REQUEST. Clients request within
+/// a second; a short hold means DISCOVERs from spoofed MACs tie up the pool only briefly.
+pub const OFFER_HOLD_MS: i64 = 10_000;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -103,6 +104,8 @@ pub struct LeaseStore {
     db: Db,
     /// Per subnet: how many times a client found the pool full since start.
     pool_full: Arc<Mutex<BTreeMap<String, u64>>>,
+    /// How long an offer holds its address ([`OFFER_HOLD_MS`]).
+    offer_hold_ms: i64,
 }
 
 impl LeaseStore {
@@ -110,7 +113,14 @@ impl LeaseStore {
         LeaseStore {
             db,
             pool_full: Arc::default(),
+            offer_hold_ms: OFFER_HOLD_MS,
         }
+    }
+
+    /// The same store with offers held for `ms` (tests).
+    pub fn with_offer_hold_ms(mut self, ms: i64) -> Self {
+        self.offer_hold_ms = ms;
+        self
     }
 
     /// Count a client turned away because `subnet`'s pool is full.
@@ -136,6 +146,7 @@ impl LeaseStore {
         requested: Option<Ipv4Addr>,
         client: ClientInfo,
     ) -> Result<Option<Ipv4Addr>, StoreError> {
+        let hold = self.offer_hold_ms;
         self.db
             .with(move |c| {
                 let tx = c.transaction()?;
@@ -187,7 +198,7 @@ impl LeaseStore {
                         LeaseState::Offered,
                         &client,
                         now,
-                        now + OFFER_HOLD_MS,
+                        now + hold,
                     )?;
                 }
                 tx.commit()?;
