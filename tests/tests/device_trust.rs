@@ -326,11 +326,13 @@ async fn manual_approval_waits_then_approve_pushes_and_deny_does_not() {
         .unwrap();
     let other = "FOC2111B011";
     let inv = inventory(&dir, &[SERIAL, other], sim.addr.port(), 0, |_| {});
-    let srv = TestServer::start(
-        "trust-manual",
-        &site(&inv, "approval = \"manual\"\napproval_timeout_s = 120"),
-    )
-    .await;
+    // A job may work for 2 s; waiting for the operator does not count.
+    let config = site(&inv, "approval = \"manual\"\napproval_timeout_s = 120").replacen(
+        "listen = \"127.0.0.1:0\"\n",
+        "listen = \"127.0.0.1:0\"\n[jobs]\njob_timeout_s = 2\n",
+        1,
+    );
+    let srv = TestServer::start("trust-manual", &config).await;
 
     let mut passwords = Vec::new();
     for serial in [SERIAL, other] {
@@ -344,8 +346,9 @@ async fn manual_approval_waits_then_approve_pushes_and_deny_does_not() {
         );
         wait_state(&srv, serial, "pending-approval").await;
     }
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert_eq!(status(&srv, SERIAL).await["state"], "pending-approval");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let v = status(&srv, SERIAL).await;
+    assert_eq!(v["state"], "pending-approval", "{v:#}");
     assert_eq!(
         connections(&sim),
         0,

@@ -52,6 +52,7 @@ inventory = [
     {{ file = "{arista}", key = "mac" }},
     {{ file = "{iosxe}", key = "serial" }},
 ]
+{lease_bound}
 [tenants.policies]
 arista-eos = "{arista_policy}"
 cisco-iosxe = "{iosxe_policy}"
@@ -65,6 +66,13 @@ password = "pw-dhcp"
         root = repo_root().display(),
         arista = arista_inventory(dir).display(),
         iosxe = iosxe.display(),
+        // Served by the built-in server: a MAC's configuration goes only to the address
+        // leased to it.
+        lease_bound = if dhcp.contains("interface = ") {
+            "lease_bound = true"
+        } else {
+            ""
+        },
         arista_policy = policy("arista_dynamic").display(),
         iosxe_policy = policy("iosxe_callback").display(),
     );
@@ -196,6 +204,27 @@ fn arista_and_cisco_clients_get_their_bootfile_and_fetch_it() {
         std::fs::read_to_string(repo_root().join("tests/fixtures/arista_001c73000001.txt"))
             .expect("golden config");
     assert_eq!(config, golden, "the switch receives its rendered config");
+    // Another host naming that MAC (here the server's own address) is refused.
+    let out = lab
+        .srv
+        .exec(
+            "curl",
+            &[
+                "-s",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                "--max-time",
+                "20",
+                "-H",
+                &format!("X-Arista-SystemMAC: {ARISTA_MAC}"),
+                &bootfile,
+            ],
+        )
+        .expect("curl");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "403", "lease_bound");
+    assert!(lab.log().contains("whose lease is"), "{}", lab.log());
     let status = lab.status(ARISTA_MAC);
     assert_eq!(status["lease"]["ip"], ARISTA_FIXED_IP, "{status:#}");
     assert_eq!(status["lease"]["state"], "bound", "{status:#}");

@@ -162,3 +162,51 @@ async fn oversized_request_heads_are_refused() {
     // The server still answers.
     assert!(!ztpd_e2e::get_text(&srv.url("/ping")).await.is_empty());
 }
+
+#[tokio::test]
+async fn one_source_asking_for_configs_too_fast_gets_429() {
+    // Loopback is exempt by default (a local proxy); this test limits it like any host.
+    let srv = TestServer::start(
+        "http-rate",
+        &site("device_rate_per_source = 5\nrate_limit_loopback = true"),
+    )
+    .await;
+    let from_ip = |ip: &str| {
+        reqwest::Client::builder()
+            .local_address(ip.parse::<IpAddr>().unwrap())
+            .build()
+            .unwrap()
+    };
+    let greedy = from_ip("127.0.0.40");
+    let mut limited = 0;
+    let mut retry_after = None;
+    for i in 0..40 {
+        let r = greedy
+            .get(srv.url("/dynconfig"))
+            .header(
+                "X-Arista-SystemMAC",
+                format!("00:1c:73:00:00:{:02x}", i + 1),
+            )
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 429 {
+            limited += 1;
+            retry_after = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+        }
+    }
+    assert!(limited >= 25, "only {limited} of 40 were limited");
+    assert!(retry_after.is_some(), "429 says when to come back");
+    // Another address is not slowed by it.
+    let r = from_ip("127.0.0.41")
+        .get(srv.url("/dynconfig"))
+        .header("X-Arista-SystemMAC", "00:1c:73:00:00:01")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -184,6 +184,7 @@ settings = {{ template = "config.j2" }}
 
 # The status API answers without a token here only because it listens on loopback.
 [api]
+listen = "127.0.0.1:8081"
 open = true
 "#
     )
@@ -194,8 +195,10 @@ const README: &str = r#"# A ztpd policy
 - `cargo test`: run the policy natively against the SDK's in-memory host.
 - `cargo build --release --target wasm32-wasip2`: build the component.
 - `ztpd check --config ztpd.toml`: load it as ztpd would; `ztpd serve --config ztpd.toml`
-  serves it; `ztpd policy push --tenant T target/wasm32-wasip2/release/*.wasm` uploads it
-  to a running ztpd.
+  serves it (devices on 127.0.0.1:8080, the status API on 127.0.0.1:8081);
+  `ztpd policy push --tenant T target/wasm32-wasip2/release/*.wasm` uploads it to a
+  running ztpd whose `[[admin.tokens]]` include the token you give it (`--token` or
+  `ZTPD_ADMIN_TOKEN`).
 
 `ztpd-guest/` is the guest SDK and its contract (`ztpd-guest/wit/policy.wit`) as the ztpd
 that made this folder was built with.

@@ -119,6 +119,14 @@ impl RawApi {
             )?),
             None => None,
         };
+        if token
+            .as_ref()
+            .is_some_and(|t| t.expose_secret().len() < MIN_TOKEN_LEN)
+        {
+            return Err(format!(
+                "api.token_env: the token is shorter than {MIN_TOKEN_LEN} characters; use a long random value"
+            ));
+        }
         let listen = match self.listen {
             Some(text) => Some(text.parse().map_err(|_| {
                 format!("api.listen = {text:?} is not an IP:port such as 127.0.0.1:8081")

@@ -99,7 +99,8 @@ pub struct Limits {
     pub kv_bytes: u64,
     /// SSH pushes of this tenant at once (within `jobs.max_concurrent_pushes`).
     pub pushes: usize,
-    /// Jobs of this tenant running at once; further call-backs are refused (503).
+    /// Jobs of this tenant running at once; further call-backs are refused (429 with
+    /// Retry-After).
     pub jobs: usize,
 }
 

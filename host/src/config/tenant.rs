@@ -353,6 +353,7 @@ impl RawTenant {
             .into_iter()
             .map(|d| SubnetConfig::validate(&t.name, d, t.callback.url.as_deref()))
             .collect::<Result<Vec<_>, _>>()?;
+        let dhcp_served = dhcp.iter().any(|d: &SubnetConfig| d.interface.is_some());
         let settings = settings(&what, t.settings)?;
         let smoke = t
             .smoke
@@ -381,7 +382,14 @@ impl RawTenant {
             inventory,
             limits,
             callback: CallbackConfig {
-                url: t.callback.url.map(|u| u.trim_end_matches('/').to_owned()),
+                url: match t.callback.url {
+                    Some(u) if !(u.starts_with("http://") || u.starts_with("https://")) => {
+                        return Err(format!(
+                            "{what}: callback.url = {u:?}: give the base URL devices reach ztpd at, such as http://192.0.2.1:8080"
+                        ));
+                    }
+                    u => u.map(|u| u.trim_end_matches('/').to_owned()),
+                },
                 token_ttl_s: t.callback.token_ttl_s.unwrap_or(3600),
                 secret,
                 user: t.callback.user,
@@ -401,7 +409,13 @@ impl RawTenant {
             settings,
             files: t.files.map(|f| resolve_path(&f)),
             push_networks: t.push_networks,
-            lease_bound: t.lease_bound,
+            lease_bound: if t.lease_bound && !dhcp_served {
+                return Err(format!(
+                    "{what}: lease_bound = true needs the built-in DHCP server: give one of its [[tenants.dhcp]] subnets an interface"
+                ));
+            } else {
+                t.lease_bound
+            },
         })
     }
 }

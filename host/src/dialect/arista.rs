@@ -58,6 +58,9 @@ async fn dynconfig(
     req: DeviceHttp,
 ) -> Result<DeviceReply, DeviceError> {
     let id = identity(&req.headers, req.source_ip)?;
+    if let Some(mac) = id.mac {
+        super::common::check_lease_bound(&ctx, &tenant, mac, req.source_ip).await?;
+    }
     let request = device_request(&tenant, NAME, stage::BOOTSTRAP, id, &req);
     let answer = ctx.service.decide(&tenant, &request, None).await?;
     reply(&ctx, &tenant, request, answer).await

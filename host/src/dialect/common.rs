@@ -8,7 +8,7 @@ use http::{HeaderMap, StatusCode};
 
 use super::{Ctx, DeviceError, DeviceHttp, DeviceReply, ReplyBody};
 use crate::jobs::NewJob;
-use crate::model::{DeviceRequest, Identity};
+use crate::model::{DeviceRequest, Identity, Mac};
 use crate::service::{Answer, Body, Outcome, Tenant};
 
 /// Response header carrying the policy version (content hash) that decided the reply.
@@ -198,3 +198,49 @@ where
 
 /// The tenant as the handler gets it.
 pub(super) type TenantRef = Arc<Tenant>;
+
+/// With `lease_bound`, a device named by `mac` is answered only at the address the
+/// built-in DHCP server leased to that MAC: a host elsewhere on the segment cannot fetch
+/// another device's configuration by naming its MAC. Refusals are logged and audited.
+pub(super) async fn check_lease_bound(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    mac: Mac,
+    source: std::net::IpAddr,
+) -> Result<(), DeviceError> {
+    if !tenant.config.lease_bound {
+        return Ok(());
+    }
+    let lease = ctx
+        .service
+        .stores()
+        .leases
+        .find(Some(mac.to_string()), None)
+        .await
+        .map_err(|e| DeviceError::internal(format!("DHCP lease of {mac}: {e}")))?
+        .filter(|l| l.tenant == tenant.name && l.mac == mac.to_string());
+    let holder = lease.as_ref().map(|l| std::net::IpAddr::V4(l.ip));
+    if holder == Some(source) {
+        return Ok(());
+    }
+    let detail = match holder {
+        Some(ip) => format!("{source} asked as {mac}, whose lease is {ip}; refused (lease_bound)"),
+        None => {
+            format!("{source} asked as {mac}, which holds no lease here; refused (lease_bound)")
+        }
+    };
+    tracing::warn!(tenant = %tenant.name, %mac, "{detail}");
+    ctx.service
+        .audit(
+            tenant,
+            "device",
+            "security.lease-mismatch",
+            &mac.to_string(),
+            None,
+            detail,
+        )
+        .await;
+    Err(DeviceError::Forbidden(format!(
+        "{mac} is not leased to {source}"
+    )))
+}

@@ -54,7 +54,7 @@ pub enum ReplyBody {
     Bytes(Bytes),
     /// A (possibly memoised) rendered text, sent without a copy.
     Shared(Arc<str>),
-    /// A file streamed from disk (range requests allowed).
+    /// A file streamed from disk, whole.
     File(PathBuf),
 }
 

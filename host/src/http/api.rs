@@ -148,9 +148,25 @@ pub(super) async fn dhcp(
         .into_iter()
         .filter(|l| caller.sees(&l.tenant))
         .collect();
+    // Pool-full counts are kept per subnet: show those of the caller's tenants' subnets.
+    let service = &app.ctx.service;
+    let pool_full: std::collections::BTreeMap<String, u64> = leases
+        .pool_full_counts()
+        .into_iter()
+        .filter(|(subnet, _)| {
+            caller.tenant.as_deref().is_none_or(|name| {
+                service.tenant(name).is_some_and(|t| {
+                    t.config
+                        .dhcp
+                        .iter()
+                        .any(|d| d.subnet.to_string() == *subnet)
+                })
+            })
+        })
+        .collect();
     Ok(axum::Json(json!({
         "leases": all,
-        "pool_full": leases.pool_full_counts(),
+        "pool_full": pool_full,
     }))
     .into_response())
 }

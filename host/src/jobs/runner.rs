@@ -211,8 +211,8 @@ impl JobRunner {
             let (runner, service) = (runner.clone(), service.clone());
             async move {
                 let started = Instant::now();
-                let timeout = runner.inner.config.job_timeout;
-                match tokio::time::timeout(timeout, runner.drive(&service, job)).await {
+                let budget = Budget::new(runner.inner.config.job_timeout);
+                match budget.run(runner.drive(&service, job, &budget)).await {
                     Ok(Ok(())) => None,
                     Ok(Err(JobError::Stopped(why))) => Some((why, true)),
                     Ok(Err(e)) => Some((e.to_string(), false)),
@@ -308,12 +308,18 @@ impl JobRunner {
 
     /// Ask the policy for a plan (a call-back's job starts without one), then run the
     /// plan's steps from the first one not done.
-    async fn drive(&self, service: &Service, mut job: Job) -> Result<(), JobError> {
+    async fn drive(
+        &self,
+        service: &Service,
+        mut job: Job,
+        budget: &Budget,
+    ) -> Result<(), JobError> {
         let tenant = service.tenant(&job.tenant).cloned().ok_or_else(|| {
             JobError::failed(format!("tenant {} is no longer configured", job.tenant))
         })?;
         if job.state == JobState::PendingApproval {
-            self.await_approval(&tenant, &mut job).await?;
+            let _paused = budget.pause();
+            self.await_approval(&tenant, &mut job, &_paused).await?;
         }
         if job.state == JobState::Received {
             self.plan(service, &tenant, &mut job).await?;
@@ -324,7 +330,8 @@ impl JobRunner {
             .ok_or_else(|| JobError::failed("the job has no plan"))?;
         for (index, step) in plan.steps.iter().enumerate().skip(job.step) {
             if steps::reaches_out(step) {
-                self.hold(&mut job).await?;
+                let paused = budget.pause();
+                self.hold(&mut job, &paused).await?;
             }
             let mut ctx = StepCtx {
                 runner: &self.inner,
@@ -349,6 +356,7 @@ impl JobRunner {
         &self,
         tenant: &crate::service::Tenant,
         job: &mut Job,
+        _paused: &Paused<'_>,
     ) -> Result<(), JobError> {
         let limit = tenant.config.callback.approval_timeout;
         let deadline = tokio::time::Instant::now() + limit;
@@ -383,7 +391,7 @@ impl JobRunner {
     /// Before a step reaches the device or the outside world: go on if the job's claim of
     /// its serial is bound and uncontested; wait (state `conflict`) while another claim
     /// contests it; fail if an operator approved another claim or reset the device.
-    async fn hold(&self, job: &mut Job) -> Result<(), JobError> {
+    async fn hold(&self, job: &mut Job, _paused: &Paused<'_>) -> Result<(), JobError> {
         let (Some(serial), Some(nonce)) = (job.serial.clone(), job.nonce.clone()) else {
             return Ok(());
         };
@@ -495,5 +503,75 @@ impl JobRunner {
         job.plan = Some(plan);
         job.policy_version = Some(version);
         Ok(())
+    }
+}
+
+/// A job's time budget (`jobs.job_timeout_s`), paused while the job waits for an
+/// operator (approval, a conflict): an operator's lunch break does not fail a device.
+struct Budget {
+    /// The deadline, and while paused the time that was left when the pause began.
+    state: std::sync::Mutex<(tokio::time::Instant, Option<std::time::Duration>)>,
+}
+
+impl Budget {
+    fn new(limit: std::time::Duration) -> Self {
+        Budget {
+            state: std::sync::Mutex::new((tokio::time::Instant::now() + limit, None)),
+        }
+    }
+
+    /// When the budget runs out if nothing changes (while paused: always later than now).
+    fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        match self.state.lock() {
+            Ok(s) => match s.1 {
+                Some(left) => now + left.max(std::time::Duration::from_millis(100)),
+                None => s.0,
+            },
+            Err(_) => now,
+        }
+    }
+
+    /// Run `work` until it ends or the budget runs out.
+    async fn run<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Elapsed> {
+        tokio::pin!(work);
+        loop {
+            let deadline = self.deadline();
+            tokio::select! {
+                out = &mut work => return Ok(out),
+                _ = tokio::time::sleep_until(deadline) => {
+                    if self.deadline() <= tokio::time::Instant::now() {
+                        return Err(Elapsed);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stop the clock until the returned guard is dropped.
+    fn pause(&self) -> Paused<'_> {
+        if let Ok(mut s) = self.state.lock() {
+            let left = s.0.saturating_duration_since(tokio::time::Instant::now());
+            s.1 = Some(left);
+        }
+        Paused { budget: self }
+    }
+}
+
+/// The job's timeout ran out.
+struct Elapsed;
+
+/// While this lives, the job's clock stands still.
+struct Paused<'a> {
+    budget: &'a Budget,
+}
+
+impl Drop for Paused<'_> {
+    fn drop(&mut self) {
+        if let Ok(mut s) = self.budget.state.lock()
+            && let Some(left) = s.1.take()
+        {
+            s.0 = tokio::time::Instant::now() + left;
+        }
     }
 }

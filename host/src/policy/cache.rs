@@ -134,3 +134,39 @@ fn deserialize(engine: &Engine, compiled: &[u8]) -> wasmtime::Result<Component> 
     // SAFETY: see the function's documentation.
     unsafe { Component::deserialize(engine, compiled) }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest component: the preamble of an empty one.
+    const EMPTY_COMPONENT: &[u8] = &[0x00, 0x61, 0x73, 0x6d, 0x0d, 0x00, 0x01, 0x00];
+
+    #[test]
+    fn a_tampered_artefact_is_rejected_and_compiled_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompiledCache::new(dir.path());
+        let engine = Engine::default();
+        let (_, used) = cache.load(&engine, EMPTY_COMPONENT, "empty").unwrap();
+        assert_eq!(used, CacheUse::Compiled);
+        let (_, used) = cache.load(&engine, EMPTY_COMPONENT, "empty").unwrap();
+        assert_eq!(used, CacheUse::Hit);
+
+        // One byte of the machine code changed on disk: refused, never deserialised.
+        let path = cache.path(&engine, "empty");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, &bytes).unwrap();
+        let (_, used) = cache.load(&engine, EMPTY_COMPONENT, "empty").unwrap();
+        assert_eq!(used, CacheUse::Rejected);
+        // ...and written again, good.
+        let (_, used) = cache.load(&engine, EMPTY_COMPONENT, "empty").unwrap();
+        assert_eq!(used, CacheUse::Hit);
+
+        // A file without its recorded hash is refused too.
+        std::fs::remove_file(hash_path(&path)).unwrap();
+        let (_, used) = cache.load(&engine, EMPTY_COMPONENT, "empty").unwrap();
+        assert_eq!(used, CacheUse::Rejected);
+    }
+}

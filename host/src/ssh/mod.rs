@@ -5,7 +5,8 @@
 //! - Connects with retries and backoff until a deadline: a device that has just run its
 //!   ZTP script may still be bringing SSH up.
 //! - Host keys: a pinned key from the plan, else trust on first use — the key seen first
-//!   is recorded (per tenant and address) and any other key later is refused.
+//!   is recorded per device (tenant and serial, whatever its address) and any other key
+//!   later is refused until an operator forgets it.
 //! - Every command has a timeout; a line the device rejects fails the push with the line
 //!   and the device's words.
 //! - The transcript is kept with the credential's secret masked.
