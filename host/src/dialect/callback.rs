@@ -205,16 +205,7 @@ async fn expected_address(
     let Some(mac) = mac else {
         return Ok(None);
     };
-    let lease = ctx
-        .service
-        .stores()
-        .leases
-        .find(Some(mac.to_string()), None)
-        .await
-        .map_err(|e| DeviceError::internal(format!("DHCP lease of {mac}: {e}")))?;
-    Ok(lease
-        .filter(|l| l.tenant == tenant.name && l.state == crate::store::leases::LeaseState::Bound)
-        .map(|l| IpAddr::V4(l.ip)))
+    super::common::leased_address(ctx, tenant, mac).await
 }
 
 /// A second claim: audit, log, tell webhooks, mark the running job, wake held jobs.

@@ -199,6 +199,28 @@ where
 /// The tenant as the handler gets it.
 pub(super) type TenantRef = Arc<Tenant>;
 
+/// The address the built-in DHCP server has bound to `mac` for `tenant`, if any.
+pub(super) async fn leased_address(
+    ctx: &Ctx,
+    tenant: &Tenant,
+    mac: Mac,
+) -> Result<Option<std::net::IpAddr>, DeviceError> {
+    let lease = ctx
+        .service
+        .stores()
+        .leases
+        .find(Some(mac.to_string()), None)
+        .await
+        .map_err(|e| DeviceError::internal(format!("DHCP lease of {mac}: {e}")))?;
+    Ok(lease
+        .filter(|l| {
+            l.tenant == tenant.name
+                && l.mac == mac.to_string()
+                && l.state == crate::store::leases::LeaseState::Bound
+        })
+        .map(|l| std::net::IpAddr::V4(l.ip)))
+}
+
 /// With `lease_bound`, a device named by `mac` is answered only at the address the
 /// built-in DHCP server leased to that MAC: a host elsewhere on the segment cannot fetch
 /// another device's configuration by naming its MAC. Refusals are logged and audited.
@@ -211,15 +233,7 @@ pub(super) async fn check_lease_bound(
     if !tenant.config.lease_bound {
         return Ok(());
     }
-    let lease = ctx
-        .service
-        .stores()
-        .leases
-        .find(Some(mac.to_string()), None)
-        .await
-        .map_err(|e| DeviceError::internal(format!("DHCP lease of {mac}: {e}")))?
-        .filter(|l| l.tenant == tenant.name && l.mac == mac.to_string());
-    let holder = lease.as_ref().map(|l| std::net::IpAddr::V4(l.ip));
+    let holder = leased_address(ctx, tenant, mac).await?;
     if holder == Some(source) {
         return Ok(());
     }
